@@ -1,0 +1,40 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_VERSION := 2.13.0
+# Fashion-MNIST for tests and benchmarks, when the shared data folder is there.
+SKAE_DATA ?= $(abspath ../shared/data)
+export SKAE_DATA
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-slow bench bench-speed bench-denoise clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: an unpinned torch pulls several GB of CUDA wheels.
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m benchmarks run --profile quick
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m benchmarks run --profile full
+
+bench-speed: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_speed.py
+
+bench-denoise: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_denoising.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

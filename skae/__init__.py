@@ -1,0 +1,13 @@
+"""skae: scikit-learn estimators that learn autoencoders with PyTorch, through skorch."""
+
+from ._autoencoder import AutoencoderTransformer, DenoisingAutoencoder
+from ._vae import VAETransformer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoencoderTransformer",
+    "DenoisingAutoencoder",
+    "VAETransformer",
+    "__version__",
+]

@@ -1,0 +1,314 @@
+"""AutoencoderTransformer and DenoisingAutoencoder."""
+
+import warnings
+from numbers import Real
+
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import _BaseAutoencoder, fill_doc
+from ._modules import Autoencoder
+from ._net import AutoencoderNet, DenoisingNet
+from ._noise import NOISE_KINDS, Corruption
+
+
+@fill_doc
+class AutoencoderTransformer(_BaseAutoencoder):
+    """Autoencoder as a scikit-learn transformer, trained with skorch.
+
+    ``transform`` returns the encoder's codes, ``inverse_transform`` decodes
+    codes back to the input space, and ``score`` is the negative mean squared
+    reconstruction error, so ``GridSearchCV`` needs no scorer.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Width of the code (the bottleneck).
+
+    %(common_parameters)s
+
+    output_activation : {"auto", "identity", "sigmoid"}, default="auto"
+        Activation of the decoder's last layer. "auto" picks "sigmoid" when
+        the training data lies in [0, 1] (uint8 images always do) and
+        "identity" otherwise; the choice is ``output_activation_``.
+
+    Attributes
+    ----------
+    %(common_attributes)s
+
+    output_activation_ : str
+        The output activation used.
+
+    See Also
+    --------
+    DenoisingAutoencoder : Trained to rebuild clean input from corrupted input.
+    VAETransformer : Variational autoencoder that can also sample.
+    sklearn.decomposition.PCA : The linear baseline.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> X = load_digits().data / 16.0
+    >>> ae = AutoencoderTransformer(n_components=2, max_iter=5, random_state=0)
+    >>> codes = ae.fit_transform(X)
+    >>> codes.shape
+    (1797, 2)
+    >>> ae.inverse_transform(codes).shape
+    (1797, 64)
+    """
+
+    _parameter_constraints = {
+        **_BaseAutoencoder._parameter_constraints,
+        "output_activation": [StrOptions({"auto", "identity", "sigmoid"})],
+    }
+    _net_class = AutoencoderNet
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        architecture="mlp",
+        hidden_layer_sizes=(128, 64),
+        conv_channels=(32, 64, 64),
+        input_shape=None,
+        activation=None,
+        output_activation="auto",
+        dropout=0.0,
+        batch_norm=None,
+        optimizer="adam",
+        learning_rate_init=1e-3,
+        alpha=0.0,
+        batch_size=128,
+        max_iter=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        n_threads=None,
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            n_components,
+            architecture=architecture,
+            hidden_layer_sizes=hidden_layer_sizes,
+            conv_channels=conv_channels,
+            input_shape=input_shape,
+            activation=activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            optimizer=optimizer,
+            learning_rate_init=learning_rate_init,
+            alpha=alpha,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            n_threads=n_threads,
+            callbacks=callbacks,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.output_activation = output_activation
+
+    def _check_fit_data(self, X):
+        self._data_min, self._data_max = self._data_range(X)
+        in_unit_interval = self._data_min >= 0.0 and self._data_max <= 1.0
+        if self.output_activation == "auto":
+            self.output_activation_ = "sigmoid" if in_unit_interval else "identity"
+        else:
+            self.output_activation_ = self.output_activation
+        if self.output_activation_ == "sigmoid" and not in_unit_interval:
+            warnings.warn(
+                f"output_activation='sigmoid' only produces values in (0, 1) but X "
+                f"spans [{self._data_min:.4g}, {self._data_max:.4g}]; scale X with "
+                "MinMaxScaler or use output_activation='identity' (with "
+                "StandardScaler for columns of very different scales).",
+                UserWarning,
+            )
+
+    def _build_module(self):
+        encoder, decoder = self._build_encoder_decoder(self.n_components)
+        return Autoencoder(encoder, decoder, self.output_activation_)
+
+
+@fill_doc
+class DenoisingAutoencoder(AutoencoderTransformer):
+    """Autoencoder trained to rebuild clean input from corrupted input.
+
+    Each training batch is corrupted afresh (every batch of every epoch) with
+    noise drawn from a generator seeded by ``random_state``; the loss compares
+    the reconstruction with the clean batch. ``transform``,
+    ``inverse_transform``, ``score`` and ``score_samples`` see the input as
+    given, never corrupted. With ``early_stopping`` the validation rows are
+    corrupted too, with the same noise at every epoch.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Width of the code (the bottleneck).
+
+    noise : {"gaussian", "masking", "salt_and_pepper"} or callable, \
+default="gaussian"
+        "gaussian" adds noise of standard deviation ``noise_level``;
+        "masking" sets each value to zero with probability ``noise_level``;
+        "salt_and_pepper" sets each value to the training data's minimum or
+        maximum (half each) with probability ``noise_level``. A callable is
+        called as ``noise(X_batch, generator)`` with a copy of the batch
+        (a float32 tensor in the model's space) and a ``torch.Generator``,
+        and returns the corrupted tensor; define it at module level so the
+        estimator pickles.
+
+    noise_level : float, default=0.2
+        Standard deviation (gaussian) or probability (masking, salt and
+        pepper, at most 1).
+
+    clip : bool or tuple of (float, float) or None, default=None
+        Clamp corrupted values: True clamps into the training data's range,
+        a pair into those bounds, None or False does not clamp.
+
+    %(common_parameters)s
+
+    output_activation : {"auto", "identity", "sigmoid"}, default="auto"
+        Activation of the decoder's last layer; "auto" picks "sigmoid" for
+        data in [0, 1], else "identity".
+
+    Attributes
+    ----------
+    %(common_attributes)s
+
+    output_activation_ : str
+        The output activation used.
+
+    See Also
+    --------
+    AutoencoderTransformer : The same model without corruption.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import DenoisingAutoencoder
+    >>> X = load_digits().data / 16.0
+    >>> dae = DenoisingAutoencoder(n_components=16, noise_level=0.2, max_iter=5,
+    ...                            random_state=0).fit(X)
+    >>> noisy = X + np.random.default_rng(0).normal(0, 0.2, X.shape)
+    >>> dae.denoise(noisy).shape
+    (1797, 64)
+    """
+
+    _parameter_constraints = {
+        **AutoencoderTransformer._parameter_constraints,
+        "noise": [StrOptions(set(NOISE_KINDS)), callable],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "clip": [None, "boolean", tuple, list],
+    }
+    _net_class = DenoisingNet
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        noise="gaussian",
+        noise_level=0.2,
+        clip=None,
+        architecture="mlp",
+        hidden_layer_sizes=(128, 64),
+        conv_channels=(32, 64, 64),
+        input_shape=None,
+        activation=None,
+        output_activation="auto",
+        dropout=0.0,
+        batch_norm=None,
+        optimizer="adam",
+        learning_rate_init=1e-3,
+        alpha=0.0,
+        batch_size=128,
+        max_iter=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        n_threads=None,
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            n_components,
+            architecture=architecture,
+            hidden_layer_sizes=hidden_layer_sizes,
+            conv_channels=conv_channels,
+            input_shape=input_shape,
+            activation=activation,
+            output_activation=output_activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            optimizer=optimizer,
+            learning_rate_init=learning_rate_init,
+            alpha=alpha,
+            batch_size=batch_size,
+            max_iter=max_iter,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            device=device,
+            n_threads=n_threads,
+            callbacks=callbacks,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.noise = noise
+        self.noise_level = noise_level
+        self.clip = clip
+
+    def _check_fit_data(self, X):
+        super()._check_fit_data(X)
+        if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
+            raise ValueError(
+                f"noise_level={self.noise_level!r} is a probability for "
+                f"noise={self.noise!r}; choose a value in [0, 1]."
+            )
+        self._clip_bounds = self._resolve_clip()
+
+    def _resolve_clip(self):
+        if self.clip is None or self.clip is False:
+            return None
+        if self.clip is True:
+            return (self._data_min, self._data_max)
+        bounds = tuple(self.clip)
+        if len(bounds) != 2 or not all(isinstance(b, Real) for b in bounds) \
+                or not bounds[0] < bounds[1]:
+            raise ValueError(
+                f"clip={self.clip!r} must be True, None or a pair (low, high) with "
+                "low < high."
+            )
+        return (float(bounds[0]), float(bounds[1]))
+
+    def _net_params(self):
+        return {"corruption": Corruption(
+            self.noise, self.noise_level, low=self._data_min, high=self._data_max,
+            clip=self._clip_bounds,
+        )}
+
+    def denoise(self, X):
+        """Reconstruct X, removing the kind of corruption seen in training.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} or image array
+            Corrupted rows (or images).
+
+        Returns
+        -------
+        X_denoised : ndarray or DataFrame
+            Same shape and type as X (see :meth:`reconstruct`).
+        """
+        return self.reconstruct(X)

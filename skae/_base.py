@@ -1,0 +1,656 @@
+"""The base class the three skae estimators share.
+
+It owns what is common: parameter validation, turning tables and images into
+one 2-D array, building and training the skorch net, batched inference, and
+the scikit-learn face (transform, inverse_transform, score, tags). A subclass
+says which torch module and which skorch net to build, and may add
+parameters.
+"""
+
+import copy
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+
+from ._data import ArrayDataset, FractionSplit
+from ._modules import ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from ._net import AutoencoderNet, LastEpochWeights, StopOnNonFiniteLoss
+from ._runtime import resolve_device, seeded_torch, torch_threads
+
+OPTIMIZERS = {
+    "adam": (torch.optim.Adam, {}),
+    "adamw": (torch.optim.AdamW, {}),
+    "sgd": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
+}
+
+# Rows per forward pass at inference: larger than a training batch because no
+# gradients are kept, small enough that activations stay a few megabytes.
+INFERENCE_BATCH_SIZE = 1024
+
+COMMON_PARAMETERS_DOC = """
+    architecture : {"mlp", "conv"}, default="mlp"
+        "mlp" flattens each sample and uses fully connected layers; "conv"
+        uses stride-2 ``Conv2d -> BatchNorm2d -> activation`` stages and a
+        mirrored ``ConvTranspose2d`` decoder, and needs image input (an array
+        of shape (n, H, W) or (n, C, H, W), or ``input_shape``).
+
+    hidden_layer_sizes : tuple of int, default=(128, 64)
+        Widths of the MLP encoder's hidden layers; the decoder mirrors them.
+        ``()`` gives a linear autoencoder. Used when ``architecture="mlp"``.
+
+    conv_channels : tuple of int, default=(32, 64, 64)
+        Channels of the convolutional encoder's stages, each halving the
+        image size; the decoder mirrors them. Used when
+        ``architecture="conv"``.
+
+    input_shape : tuple of int or None, default=None
+        ``(C, H, W)`` (or ``(H, W)``) of one sample when images arrive as
+        flat rows. Image arrays of shape (n, H, W) or (n, C, H, W) carry their
+        shape and need no ``input_shape``.
+
+    activation : {"relu", "leaky_relu", "elu", "tanh", "gelu"} or None, \
+default=None
+        Hidden activation. None picks "relu" for "mlp" and "leaky_relu" for
+        "conv".
+
+    dropout : float, default=0.0
+        Dropout probability after each hidden MLP layer.
+
+    batch_norm : bool or None, default=None
+        BatchNorm after each hidden layer. None means False for "mlp" and
+        True for "conv".
+
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        torch optimizer; "sgd" uses Nesterov momentum 0.9.
+
+    learning_rate_init : float, default=1e-3
+        Learning rate of the optimizer.
+
+    alpha : float, default=0.0
+        Weight decay (L2 penalty) of the optimizer.
+
+    batch_size : int, default=128
+        Rows per training batch.
+
+    max_iter : int, default=200
+        Maximum number of epochs.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, stop when the
+        validation loss has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and restore the best weights. When False, training stops
+        when the training loss stops improving in the same way.
+
+    validation_fraction : float, default=0.1
+        Fraction of rows held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+
+    tol : float, default=1e-4
+        Smallest decrease of the monitored loss that counts as improvement.
+
+    device : str, default="auto"
+        torch device; "auto" picks CUDA when available, else the CPU.
+
+    n_threads : int or None, default=None
+        torch threads used by ``fit`` and ``transform`` (restored after).
+        None uses ``OMP_NUM_THREADS`` when set, one thread inside joblib or
+        Dask worker processes, and every available core otherwise.
+
+    callbacks : list of skorch callbacks or None, default=None
+        Extra skorch callbacks (instances or ``(name, callback)`` pairs),
+        copied at each fit, e.g. ``skorch.callbacks.Checkpoint``.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, the validation split and any
+        noise. With an int, fits on the same device are bit-identical.
+
+    verbose : int, default=0
+        0 is silent; 1 prints skorch's table of epochs; 2 adds a progress
+        bar per epoch."""
+
+COMMON_ATTRIBUTES_DOC = """
+    net_ : skorch.NeuralNet
+        The trained skorch net: its ``history``, ``module_`` and callbacks.
+
+    n_features_in_ : int
+        Number of features (pixels times channels for images) seen in fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen in fit, when X has string column names.
+
+    input_shape_ : tuple of int
+        Shape of one sample as the network sees it: ``(n_features,)`` for
+        tables, ``(C, H, W)`` for images.
+
+    loss_curve_ : list of float
+        Training loss at each epoch.
+
+    validation_scores_ : list of float or None
+        Negative validation loss at each epoch when ``early_stopping=True``
+        (higher is better), else None.
+
+    n_iter_ : int
+        Number of epochs run."""
+
+
+def fill_doc(cls):
+    """Insert the shared parameter and attribute docs into a class docstring."""
+    cls.__doc__ = cls.__doc__.replace(
+        "%(common_parameters)s", COMMON_PARAMETERS_DOC.strip("\n")
+    ).replace("%(common_attributes)s", COMMON_ATTRIBUTES_DOC.strip("\n"))
+    return cls
+
+
+def _check_positive_ints(name, value, allow_empty):
+    values = tuple(value) if isinstance(value, (tuple, list)) else None
+    if (
+        values is None
+        or (not values and not allow_empty)
+        or not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0
+                   for v in values)
+    ):
+        need = "a tuple of positive ints" + ("" if allow_empty else " (at least one)")
+        raise ValueError(f"{name}={value!r} must be {need}, e.g. (128, 64).")
+    return values
+
+
+class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared machinery of skae's estimators; not for direct use."""
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions({"mlp", "conv"})],
+        "hidden_layer_sizes": ["array-like"],
+        "conv_channels": ["array-like"],
+        "input_shape": [None, "array-like"],
+        "activation": [None, StrOptions(set(ACTIVATIONS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": [None, "boolean"],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str],
+        "n_threads": [None, Interval(Integral, 1, None, closed="left")],
+        "callbacks": [None, list],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # The skorch net class a subclass trains; see ``_net_params`` for its arguments.
+    _net_class = AutoencoderNet
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        architecture="mlp",
+        hidden_layer_sizes=(128, 64),
+        conv_channels=(32, 64, 64),
+        input_shape=None,
+        activation=None,
+        dropout=0.0,
+        batch_norm=None,
+        optimizer="adam",
+        learning_rate_init=1e-3,
+        alpha=0.0,
+        batch_size=128,
+        max_iter=200,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        n_threads=None,
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.architecture = architecture
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.conv_channels = conv_channels
+        self.input_shape = input_shape
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.optimizer = optimizer
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.n_threads = n_threads
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------
+    # Subclass hooks
+    # ------------------------------------------------------------------
+    def _build_module(self):
+        """Return the torch module to train; called inside the seeded context."""
+        raise NotImplementedError
+
+    def _net_params(self):
+        """Extra keyword arguments for ``_net_class`` (loss settings, noise)."""
+        return {}
+
+    def _check_fit_data(self, X):
+        """Validate parameters against the training data; set data-derived attributes."""
+
+    # ------------------------------------------------------------------
+    # Input handling
+    # ------------------------------------------------------------------
+    def _validate_input(self, X, reset):
+        """Return X as a 2-D uint8 or float32 array; learn or check its shape.
+
+        Image arrays (n, H, W) or (n, C, H, W) are flattened to rows (a view
+        when contiguous); their sample shape is learned at fit and checked
+        after. Only numpy uint8 arrays stay uint8 (8-bit images, scaled to
+        [0, 1] batch by batch); everything else becomes float32.
+        """
+        sample_shape = None
+        if not (sp.issparse(X) or hasattr(X, "iloc") or hasattr(X, "__dataframe__")):
+            if not hasattr(X, "ndim"):
+                X = np.asarray(X) if isinstance(X, (list, tuple)) and np.ndim(X) > 2 else X
+            if getattr(X, "ndim", 0) > 4:
+                raise ValueError(
+                    f"X has {X.ndim} dimensions; skae accepts tables (n_samples, "
+                    "n_features) and images (n, H, W) or (n, C, H, W)."
+                )
+            if getattr(X, "ndim", 0) >= 3:
+                X = np.asarray(X)
+                sample_shape = tuple(X.shape[1:])
+                X = X.reshape(X.shape[0], math.prod(sample_shape))
+        keep_uint8 = isinstance(X, np.ndarray) and X.dtype == np.uint8
+        X = validate_data(
+            self, X, reset=reset, dtype=np.uint8 if keep_uint8 else np.float32,
+            ensure_all_finite=True,
+        )
+        if reset:
+            self._learn_input_shape(X, sample_shape)
+        elif sample_shape is not None and self._sample_shape is not None \
+                and sample_shape != self._sample_shape:
+            raise ValueError(
+                f"X holds images of shape {sample_shape} but "
+                f"{type(self).__name__} was fitted on images of shape "
+                f"{self._sample_shape}."
+            )
+        return X
+
+    def _learn_input_shape(self, X, sample_shape):
+        n_features = X.shape[1]
+        self._sample_shape = sample_shape
+        self._fitted_on_uint8 = X.dtype == np.uint8
+        if sample_shape is not None:
+            image_shape = (1, *sample_shape) if len(sample_shape) == 2 else sample_shape
+            if self.input_shape is not None and tuple(self._normalized_input_shape()) != image_shape:
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} disagrees with the images' "
+                    f"shape {sample_shape}; drop input_shape or reshape X."
+                )
+            self.input_shape_ = image_shape
+        elif self.input_shape is not None:
+            image_shape = self._normalized_input_shape()
+            if math.prod(image_shape) != n_features:
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} holds {math.prod(image_shape)} "
+                    f"values but X has {n_features} features per row."
+                )
+            self.input_shape_ = image_shape
+        else:
+            if self.architecture == "conv":
+                raise ValueError(
+                    "architecture='conv' needs images: pass X of shape (n, H, W) or "
+                    "(n, C, H, W), or set input_shape=(C, H, W) for flat rows."
+                )
+            self.input_shape_ = (n_features,)
+
+    def _normalized_input_shape(self):
+        shape = _check_positive_ints("input_shape", self.input_shape, allow_empty=False)
+        if len(shape) not in (2, 3):
+            raise ValueError(
+                f"input_shape={self.input_shape!r} must be (H, W) or (C, H, W)."
+            )
+        return (1, *shape) if len(shape) == 2 else shape
+
+    @property
+    def _module_input_shape(self):
+        return self.input_shape_ if self.architecture == "conv" else (self.n_features_in_,)
+
+    def _data_range(self, X):
+        low, high = float(X.min()), float(X.max())
+        scale = 255.0 if X.dtype == np.uint8 else 1.0
+        return low / scale, high / scale
+
+    # ------------------------------------------------------------------
+    # Building the network
+    # ------------------------------------------------------------------
+    @property
+    def _activation(self):
+        if self.activation is not None:
+            return self.activation
+        return "leaky_relu" if self.architecture == "conv" else "relu"
+
+    @property
+    def _batch_norm(self):
+        return self.architecture == "conv" if self.batch_norm is None else self.batch_norm
+
+    def _build_encoder_decoder(self, n_encoder_outputs):
+        """Encoder emitting ``n_encoder_outputs`` values and a decoder from codes."""
+        if self.architecture == "conv":
+            channels = _check_positive_ints("conv_channels", self.conv_channels, False)
+            encoder = ConvEncoder(self.input_shape_, channels, n_encoder_outputs,
+                                  self._activation, self._batch_norm)
+            decoder = ConvDecoder(self.n_components, channels, self.input_shape_,
+                                  self._activation, self._batch_norm)
+            return encoder, decoder
+        hidden = _check_positive_ints("hidden_layer_sizes", self.hidden_layer_sizes, True)
+        encoder = MLPEncoder(self.n_features_in_, hidden, n_encoder_outputs,
+                             self._activation, self.dropout, self._batch_norm)
+        decoder = MLPDecoder(self.n_components, hidden, self.n_features_in_,
+                             self._activation, self.dropout, self._batch_norm)
+        return encoder, decoder
+
+    def _check_common_params(self):
+        if self.architecture == "mlp":
+            _check_positive_ints("hidden_layer_sizes", self.hidden_layer_sizes, True)
+            if self.n_components > self.n_features_in_:
+                raise ValueError(
+                    f"n_components={self.n_components} must be at most "
+                    f"n_features={self.n_features_in_} for architecture='mlp'; "
+                    "lower it or use architecture='conv' for images."
+                )
+        else:
+            _check_positive_ints("conv_channels", self.conv_channels, False)
+        for entry in self.callbacks or ():
+            callback = entry[1] if isinstance(entry, tuple) and len(entry) == 2 else entry
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    f"callbacks must hold skorch Callback instances or (name, "
+                    f"Callback) pairs, got {entry!r}."
+                )
+
+    def _build_net(self, module, n_samples, seed, device):
+        optimizer_class, optimizer_defaults = OPTIMIZERS[self.optimizer]
+        optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_defaults.items()}
+        monitor = "valid_loss" if self.early_stopping else "train_loss"
+        callbacks = [
+            ("stop_on_non_finite", StopOnNonFiniteLoss()),
+            ("last_epoch_weights", LastEpochWeights()),
+            ("convergence", EarlyStopping(
+                monitor=monitor, patience=self.n_iter_no_change, threshold=self.tol,
+                threshold_mode="abs", load_best=self.early_stopping,
+            )),
+        ]
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        callbacks.extend(copy.deepcopy(self.callbacks or []))
+        train_split = None
+        if self.early_stopping:
+            train_split = FractionSplit(self.validation_fraction, seed)
+        return self._net_class(
+            module,
+            optimizer=optimizer_class,
+            lr=self.learning_rate_init,
+            optimizer__weight_decay=self.alpha,
+            max_epochs=self.max_iter,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            verbose=int(self.verbose > 0),
+            device=device,
+            random_seed=seed,
+            drop_single_batch=self._batch_norm,
+            **optimizer_params,
+            **self._net_params(),
+        )
+
+    # ------------------------------------------------------------------
+    # Fitting
+    # ------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder on X.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features), or \
+image array of shape (n_samples, H, W) or (n_samples, C, H, W)
+            Training data. uint8 arrays are read as 8-bit images and scaled
+            to [0, 1]. Sparse matrices are rejected: densify them first.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        # A failed fit (bad data, diverging loss) leaves a fitted estimator as it was.
+        previous_state = dict(vars(self))
+        try:
+            self._fit(X)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(previous_state)
+            raise
+        return self
+
+    def _fit(self, X):
+        X = self._validate_input(X, reset=True)
+        self._check_common_params()
+        self._check_fit_data(X)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        device = resolve_device(self.device)
+        with torch_threads(self.n_threads), seeded_torch(seed, device):
+            module = self._build_module()
+            net = self._build_net(module, len(X), seed, device)
+            net.fit(ArrayDataset(X, self._module_input_shape))
+        self._set_training_results(net)
+
+    def _set_training_results(self, net):
+        callbacks = dict(net.callbacks_)
+        history = net.history
+        self.net_ = net
+        self.n_iter_ = len(history)
+        self.loss_curve_ = [float(v) for v in history[:, "train_loss"]] if history else []
+        self.validation_scores_ = (
+            [-float(v) for v in history[:, "valid_loss"]] if self.early_stopping and history
+            else None
+        )
+        self._n_features_out = self.n_components
+        stopper = callbacks["convergence"]
+        converged = stopper.misses_ >= stopper.patience
+        interrupted = callbacks["last_epoch_weights"].interrupted_ or (
+            self.n_iter_ < self.max_iter and not converged
+        )
+        if interrupted:
+            warnings.warn(
+                f"Training of {type(self).__name__} was interrupted; keeping the "
+                f"weights of the last finished epoch ({self.n_iter_}).",
+                UserWarning,
+            )
+        elif not converged:
+            monitored = "validation loss" if self.early_stopping else "training loss"
+            warnings.warn(
+                f"{type(self).__name__} reached max_iter={self.max_iter} epochs while "
+                f"the {monitored} was still improving by more than tol={self.tol}; "
+                "raise max_iter or tol.",
+                ConvergenceWarning,
+            )
+
+    # ------------------------------------------------------------------
+    # Inference
+    # ------------------------------------------------------------------
+    def _map_batches(self, X, function, n_outputs, sample_shape=None):
+        """Apply ``function`` to batches of X on the net's device; stack as float32.
+
+        Only one batch of activations is alive at a time.
+        """
+        net = self.net_
+        module = net.module_
+        module.eval()
+        dataset = ArrayDataset(X, sample_shape or self._module_input_shape)
+        output = np.empty((len(X), n_outputs), dtype=np.float32)
+        with torch_threads(self.n_threads), torch.inference_mode():
+            for start in range(0, len(X), INFERENCE_BATCH_SIZE):
+                stop = min(start + INFERENCE_BATCH_SIZE, len(X))
+                batch = dataset.batch(start=start, stop=stop).to(net.device)
+                output[start:stop] = function(module, batch).reshape(stop - start, -1).cpu().numpy()
+        return output
+
+    def _as_input_kind(self, X_flat, like_uint8, sample_shape):
+        """Rows in the model's [0, 1]-scaled space back to the user's kind of array."""
+        if like_uint8:
+            X_flat = np.clip(np.rint(X_flat * 255.0), 0, 255).astype(np.uint8)
+        if sample_shape is not None:
+            X_flat = X_flat.reshape(len(X_flat), *sample_shape)
+        return X_flat
+
+    def transform(self, X):
+        """Encode X into codes of width ``n_components``.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} or image array
+            Data of the same kind as in ``fit``.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components), dtype float32
+            Deterministic codes (the posterior mean for a VAE).
+        """
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+        return self._map_batches(X, lambda module, batch: module.encode(batch), self.n_components)
+
+    def inverse_transform(self, X):
+        """Decode codes back to the input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, e.g. from ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray
+            Reconstructions of the same kind as the training data: shape
+            (n_samples, n_features) for tables, the training images' shape
+            for image arrays; uint8 when the model was fitted on uint8 images
+            (rounded and clipped to 0..255), float32 otherwise.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=np.float32, ensure_all_finite=True, input_name="X")
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} columns but {type(self).__name__} was fitted "
+                f"with n_components={self.n_components}; pass codes from transform."
+            )
+        X_flat = self._map_batches(
+            Z, lambda module, batch: module.decode(batch), self.n_features_in_,
+            sample_shape=(self.n_components,),
+        )
+        return self._as_input_kind(X_flat, self._fitted_on_uint8, self._sample_shape)
+
+    def reconstruct(self, X):
+        """Encode and decode X in one pass.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} or image array
+
+        Returns
+        -------
+        X_reconstructed : ndarray or DataFrame
+            Same shape as X; uint8 when X is uint8, float32 otherwise; a
+            DataFrame with X's columns and index when X is one and
+            ``set_output(transform="pandas")`` was set.
+        """
+        check_is_fitted(self)
+        input_sample_shape = tuple(np.shape(X)[1:]) if np.ndim(X) >= 3 else None
+        like_uint8 = isinstance(X, np.ndarray) and X.dtype == np.uint8
+        X_valid = self._validate_input(X, reset=False)
+        X_flat = self._map_batches(
+            X_valid, lambda module, batch: module.decode(module.encode(batch)),
+            self.n_features_in_,
+        )
+        result = self._as_input_kind(X_flat, like_uint8, input_sample_shape)
+        output_config = getattr(self, "_sklearn_output_config", {}).get("transform")
+        if output_config == "pandas" and hasattr(X, "iloc"):
+            import pandas as pd
+
+            result = pd.DataFrame(result, columns=X.columns, index=X.index)
+        return result
+
+    def score_samples(self, X):
+        """Negative mean squared reconstruction error of each row.
+
+        Computed in the model's space (uint8 images scaled to [0, 1]). Higher
+        is better; low values flag rows unlike the training data.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} or image array
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate_input(X, reset=False)
+
+        def negative_error(module, batch):
+            return -(module.decode(module.encode(batch)) - batch).flatten(1).pow(2).mean(1)
+
+        return self._map_batches(X, negative_error, 1).ravel()
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples` over X (higher is better).
+
+        Lets ``GridSearchCV`` and ``cross_val_score`` work with no scorer.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} or image array
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags

@@ -1,0 +1,140 @@
+"""Fast batching of in-memory arrays for the skorch loop.
+
+skorch's default ``Dataset`` + ``DataLoader`` index rows one by one and
+collate them; for an autoencoder whose data is already one array that costs
+more than the model on small networks. Here a batch is one fancy-indexing
+gather of rows from the array the user gave (uint8 or float32, never copied
+whole), turned into a float32 tensor of the module's input shape. uint8 rows
+are scaled to [0, 1] batch by batch.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+
+def rows_to_tensor(rows, sample_shape):
+    """Float32 tensor of shape ``(n, *sample_shape)`` from a 2-D block of rows.
+
+    uint8 values are read as 8-bit intensities and divided by 255.
+    """
+    if not rows.flags.writeable or not rows.flags.c_contiguous:
+        # torch.from_numpy refuses read-only memory (memmaps) and needs a
+        # C-contiguous buffer for view(); copying one batch is cheap.
+        rows = np.array(rows, order="C", copy=True)
+    tensor = torch.from_numpy(rows)
+    if tensor.dtype == torch.uint8:
+        tensor = tensor.to(torch.float32).div_(255.0)
+    elif tensor.dtype != torch.float32:
+        tensor = tensor.to(torch.float32)
+    return tensor.view(-1, *sample_shape)
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """Rows of a 2-D uint8 or float32 array, optionally a subset of them.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Held by reference: building the dataset copies nothing.
+    sample_shape : tuple of int
+        Shape of one sample as the module expects it, e.g. ``(n_features,)``
+        or ``(C, H, W)``.
+    indices : ndarray of int or None
+        Rows of ``X`` that belong to this dataset; None means all.
+    """
+
+    def __init__(self, X, sample_shape, indices=None):
+        self.X = X
+        self.sample_shape = tuple(sample_shape)
+        self.indices = indices
+
+    def __len__(self):
+        return len(self.X) if self.indices is None else len(self.indices)
+
+    def subset(self, positions):
+        """Dataset of the rows at ``positions`` (positions within this dataset)."""
+        positions = np.sort(np.asarray(positions))
+        indices = positions if self.indices is None else self.indices[positions]
+        return ArrayDataset(self.X, self.sample_shape, indices)
+
+    def batch(self, positions=None, start=None, stop=None):
+        """Float32 tensor of the rows at ``positions``, or of ``start:stop``."""
+        if positions is None:
+            if self.indices is None:
+                rows = self.X[start:stop]
+            else:
+                rows = self.X[self.indices[start:stop]]
+        else:
+            rows = self.X[positions if self.indices is None else self.indices[positions]]
+        return rows_to_tensor(rows, self.sample_shape)
+
+    def __getitem__(self, i):
+        row = self.batch(start=i, stop=i + 1)[0]
+        return row, row
+
+
+class BatchIterator:
+    """Iterate over an :class:`ArrayDataset` in batches of ``(X_batch, None)``.
+
+    Parameters
+    ----------
+    dataset : ArrayDataset
+    batch_size : int
+    shuffle : bool, default=False
+        Draw a new permutation at each pass (each epoch).
+    generator : torch.Generator or None
+        Source of the permutations, so that shuffling is reproducible.
+    drop_single : bool, default=False
+        Skip a last batch of one row, which BatchNorm cannot train on.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, generator=None,
+                 drop_single=False):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.drop_single = drop_single
+
+    def __len__(self):
+        n_batches = math.ceil(len(self.dataset) / self.batch_size)
+        if self.drop_single and len(self.dataset) % self.batch_size == 1 and n_batches > 1:
+            n_batches -= 1
+        return n_batches
+
+    def __iter__(self):
+        n_samples = len(self.dataset)
+        order = None
+        if self.shuffle:
+            order = torch.randperm(n_samples, generator=self.generator).numpy()
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            stop = min(start + self.batch_size, n_samples)
+            if order is None:
+                yield self.dataset.batch(start=start, stop=stop), None
+            else:
+                yield self.dataset.batch(order[start:stop]), None
+
+
+class FractionSplit:
+    """Hold out a fixed random fraction of an :class:`ArrayDataset` for validation.
+
+    The same ``random_state`` always holds out the same rows.
+    """
+
+    def __init__(self, fraction, random_state):
+        self.fraction = fraction
+        self.random_state = random_state
+
+    def __call__(self, dataset, y=None, **fit_params):
+        n_samples = len(dataset)
+        n_valid = max(1, int(round(self.fraction * n_samples)))
+        if n_valid >= n_samples:
+            raise ValueError(
+                f"validation_fraction={self.fraction!r} of {n_samples} samples "
+                "leaves no rows to train on; pass more samples, lower "
+                "validation_fraction or set early_stopping=False."
+            )
+        order = np.random.RandomState(self.random_state).permutation(n_samples)
+        return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])

@@ -1,0 +1,228 @@
+"""Pure torch building blocks: encoders, decoders and the autoencoder heads.
+
+Nothing here knows about scikit-learn or skorch. Every autoencoder module
+exposes ``encode(x)`` (the deterministic code used by ``transform``) and
+``decode(z)`` (codes back to the input space, output activation applied), and
+its ``forward`` returns a tuple that the matching skorch net unpacks in
+``get_loss``.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+}
+
+OUTPUT_ACTIVATIONS = {"identity": nn.Identity, "sigmoid": nn.Sigmoid}
+
+
+def make_mlp(layer_sizes, activation, dropout=0.0, batch_norm=False):
+    """Stack of ``Linear -> [BatchNorm] -> activation -> [Dropout]`` blocks.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Widths from the input to the last hidden layer; one block is built
+        for each consecutive pair, so a sequence of length 1 gives an empty
+        (identity) stack.
+    activation : str
+        A key of ``ACTIVATIONS``.
+    dropout : float, default=0.0
+        Dropout probability after each activation; 0 adds no layer.
+    batch_norm : bool, default=False
+        Whether to normalise each block's pre-activations.
+
+    Returns
+    -------
+    torch.nn.Sequential
+    """
+    layers = []
+    for n_in, n_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+        layers.append(nn.Linear(n_in, n_out))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(n_out))
+        layers.append(ACTIVATIONS[activation]())
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """Flatten, a hidden MLP stack, then a linear head of ``n_outputs``."""
+
+    def __init__(self, n_features, hidden_layer_sizes, n_outputs, activation,
+                 dropout=0.0, batch_norm=False):
+        super().__init__()
+        sizes = (n_features, *hidden_layer_sizes)
+        self.hidden = make_mlp(sizes, activation, dropout, batch_norm)
+        self.head = nn.Linear(sizes[-1], n_outputs)
+
+    def forward(self, x):
+        return self.head(self.hidden(x.flatten(1)))
+
+
+class MLPDecoder(nn.Module):
+    """Mirror of :class:`MLPEncoder`: codes to ``n_features`` raw outputs."""
+
+    def __init__(self, n_components, hidden_layer_sizes, n_features, activation,
+                 dropout=0.0, batch_norm=False):
+        super().__init__()
+        sizes = (n_components, *reversed(tuple(hidden_layer_sizes)))
+        self.hidden = make_mlp(sizes, activation, dropout, batch_norm)
+        self.head = nn.Linear(sizes[-1], n_features)
+
+    def forward(self, z):
+        return self.head(self.hidden(z))
+
+
+def conv_spatial_sizes(height, width, n_stages):
+    """Spatial sizes after each stride-2, padding-1, kernel-3 convolution."""
+    sizes = [(height, width)]
+    for _ in range(n_stages):
+        h, w = sizes[-1]
+        sizes.append(((h + 1) // 2, (w + 1) // 2))
+    return sizes
+
+
+class ConvEncoder(nn.Module):
+    """Stride-2 ``Conv2d -> BatchNorm2d -> activation`` stages, then a linear head.
+
+    Each stage halves the spatial size (rounding up), so any image size works.
+    """
+
+    def __init__(self, input_shape, channels, n_outputs, activation, batch_norm=True):
+        super().__init__()
+        n_channels, height, width = input_shape
+        layers = []
+        for c_in, c_out in zip((n_channels, *channels[:-1]), channels):
+            layers.append(nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(ACTIVATIONS[activation]())
+        self.features = nn.Sequential(*layers)
+        h, w = conv_spatial_sizes(height, width, len(channels))[-1]
+        self.head = nn.Linear(channels[-1] * h * w, n_outputs)
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """Mirror of :class:`ConvEncoder` with ``ConvTranspose2d`` upsampling.
+
+    Each transposed convolution's ``output_padding`` is chosen so that the
+    stage restores the exact size the matching encoder stage received: the
+    output has the input's height and width with no cropping.
+    """
+
+    def __init__(self, n_components, channels, output_shape, activation,
+                 batch_norm=True):
+        super().__init__()
+        n_channels, height, width = output_shape
+        sizes = conv_spatial_sizes(height, width, len(channels))
+        self._bottleneck = (channels[-1], *sizes[-1])
+        self.head = nn.Linear(n_components, math.prod(self._bottleneck))
+        layers = []
+        reversed_channels = tuple(reversed(channels))
+        out_channels = (*reversed_channels[1:], reversed_channels[-1])
+        for stage, (c_in, c_out) in enumerate(zip(reversed_channels, out_channels)):
+            target_h, target_w = sizes[len(channels) - stage - 1]
+            source_h, source_w = sizes[len(channels) - stage]
+            output_padding = (target_h - 2 * source_h + 1, target_w - 2 * source_w + 1)
+            layers.append(nn.ConvTranspose2d(
+                c_in, c_out, kernel_size=3, stride=2, padding=1,
+                output_padding=output_padding,
+            ))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(ACTIVATIONS[activation]())
+        layers.append(nn.Conv2d(reversed_channels[-1], n_channels, kernel_size=3, padding=1))
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.features(self.head(z).view(-1, *self._bottleneck))
+
+
+class Autoencoder(nn.Module):
+    """Deterministic autoencoder; ``forward`` returns ``(x_hat, z)``."""
+
+    def __init__(self, encoder, decoder, output_activation="identity"):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.output_activation = OUTPUT_ACTIVATIONS[output_activation]()
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.output_activation(self.decoder(z))
+
+    def forward(self, x):
+        z = self.encode(x)
+        return self.decode(z), z
+
+
+class VariationalAutoencoder(nn.Module):
+    """Gaussian-posterior VAE; ``forward`` returns ``(decoder_output, mu, logvar)``.
+
+    The encoder emits ``2 * n_components`` values split into the posterior
+    mean and log-variance. ``decoder_output`` is the raw decoder output
+    (logits for a Bernoulli likelihood, the mean for a Gaussian one) so the
+    loss can use the numerically stable form; ``decode`` applies the output
+    activation.
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+    output_activation : {"identity", "sigmoid"}
+    n_features : int
+        Size of a flattened input row, for the Gaussian scale.
+    learn_scale : bool
+        Learn one log standard deviation per input feature (Gaussian
+        likelihood); otherwise ``log_scale`` is a fixed buffer.
+    init_log_scale : float
+        Initial (or fixed) log standard deviation.
+    """
+
+    def __init__(self, encoder, decoder, output_activation, n_features,
+                 learn_scale=False, init_log_scale=0.0):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.output_activation = OUTPUT_ACTIVATIONS[output_activation]()
+        log_scale = torch.full((n_features,), float(init_log_scale))
+        if learn_scale:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+
+    def posterior(self, x):
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def encode(self, x):
+        return self.posterior(x)[0]
+
+    def decode(self, z):
+        return self.output_activation(self.decoder(z))
+
+    def forward(self, x, generator=None):
+        """Draw ``z`` by the reparameterisation trick when ``generator`` is given.
+
+        Without a generator ``z`` is the posterior mean, which makes
+        validation and scoring deterministic.
+        """
+        mu, logvar = self.posterior(x)
+        z = mu
+        if generator is not None:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            z = mu + eps * torch.exp(0.5 * logvar)
+        return self.decoder(z), mu, logvar

@@ -1,0 +1,248 @@
+"""The skorch layer: NeuralNet subclasses that know the autoencoders' losses.
+
+The training loop, history, callbacks and device handling are skorch's. These
+nets customise it only through skorch's documented hooks (``get_loss``,
+``get_iterator``, ``train_step_single``, ``validation_step``, callbacks):
+
+- batches come from :class:`~skae._data.BatchIterator`, the target of every
+  batch is its own (clean) input;
+- :class:`DenoisingNet` corrupts the input of training and validation batches
+  only, with noise drawn from generators seeded by ``random_seed``;
+- :class:`VAENet` draws the latent sample by the reparameterisation trick
+  while training and records the KL and reconstruction terms per epoch.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNet
+from skorch.callbacks import Callback, PassthroughScoring
+from skorch.utils import to_tensor
+
+from ._data import BatchIterator
+
+# Generators live only during fit: they are rebuilt from ``random_seed`` at
+# the start of training and never pickled.
+_GENERATOR_ATTRIBUTES = ("_shuffle_generator", "_noise_generator", "_valid_generator")
+
+
+class AutoencoderNet(NeuralNet):
+    """NeuralNet whose loss compares a module's reconstruction with its input.
+
+    The module's ``forward`` returns a tuple whose first element is the
+    reconstruction. Everything else (callbacks, history, devices) is plain
+    skorch.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    criterion : torch loss class, default=torch.nn.MSELoss
+    random_seed : int, default=0
+        Seeds the shuffling and the noise of training, so that two fits with
+        the same seed and device are bit-identical.
+    drop_single_batch : bool, default=False
+        Skip a last training batch of one row (BatchNorm cannot train on it).
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, module, *args, criterion=torch.nn.MSELoss, random_seed=0,
+                 drop_single_batch=False, **kwargs):
+        super().__init__(module, *args, criterion=criterion, **kwargs)
+        self.random_seed = random_seed
+        self.drop_single_batch = drop_single_batch
+
+    # -- generators -------------------------------------------------------
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        shuffle_seed, noise_seed, valid_seed = np.random.SeedSequence(
+            self.random_seed).generate_state(3)
+        self._shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
+        self._noise_generator = torch.Generator(device=self.device).manual_seed(int(noise_seed))
+        self._valid_seed = int(valid_seed)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train=dataset_train,
+                               dataset_valid=dataset_valid, **kwargs)
+        # The same validation noise every epoch, so validation losses compare.
+        self._valid_generator = torch.Generator(device=self.device).manual_seed(
+            self._valid_seed)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        for name in _GENERATOR_ATTRIBUTES:
+            vars(self).pop(name, None)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for name in _GENERATOR_ATTRIBUTES:
+            state.pop(name, None)
+        return state
+
+    # -- batches ----------------------------------------------------------
+    def get_iterator(self, dataset, training=False):
+        if training:
+            return BatchIterator(
+                dataset, self.batch_size, shuffle=True,
+                generator=self._shuffle_generator,
+                drop_single=self.drop_single_batch,
+            )
+        return BatchIterator(dataset, self.batch_size)
+
+    def corrupt(self, X, training):
+        """Input the module sees for clean batch ``X``; unchanged here."""
+        return X
+
+    def module_kwargs(self, training):
+        """Extra keyword arguments for the module's ``forward``."""
+        return {}
+
+    def _step(self, batch, training):
+        X = to_tensor(batch[0], device=self.device)
+        X_input = self.corrupt(X, training)
+        y_pred = self.infer(X_input, **self.module_kwargs(training))
+        loss = self.get_loss(y_pred, X, X=X_input, training=training)
+        return loss, y_pred
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        loss, y_pred = self._step(batch, training=True)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        with torch.no_grad():
+            loss, y_pred = self._step(batch, training=False)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Criterion between the reconstruction ``y_pred[0]`` and the clean input."""
+        return self.criterion_(y_pred[0], y_true)
+
+
+class DenoisingNet(AutoencoderNet):
+    """AutoencoderNet that feeds corrupted batches and targets the clean ones.
+
+    Parameters
+    ----------
+    corruption : callable
+        ``corruption(X, generator) -> X_corrupted``; must not modify ``X``.
+    **kwargs
+        Passed to :class:`AutoencoderNet`.
+    """
+
+    def __init__(self, module, *args, corruption=None, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.corruption = corruption
+
+    def corrupt(self, X, training):
+        generator = self._noise_generator if training else self._valid_generator
+        return self.corruption(X, generator)
+
+
+class VAENet(AutoencoderNet):
+    """Net of a variational autoencoder: loss is the negative ELBO per row.
+
+    Parameters
+    ----------
+    likelihood : {"bernoulli", "gaussian"}
+        Decoder distribution of the reconstruction term.
+    beta : float, default=1.0
+        Weight of the KL term (beta-VAE).
+    kl_warmup : int, default=0
+        Number of epochs over which the KL weight ramps linearly from 0 to
+        ``beta``; validation always uses ``beta``.
+    **kwargs
+        Passed to :class:`AutoencoderNet`.
+    """
+
+    def __init__(self, module, *args, likelihood="gaussian", beta=1.0, kl_warmup=0,
+                 **kwargs):
+        super().__init__(module, *args, **kwargs)
+        self.likelihood = likelihood
+        self.beta = beta
+        self.kl_warmup = kl_warmup
+
+    def get_default_callbacks(self):
+        terms = [
+            (f"{prefix}_{term}", PassthroughScoring(name=f"{prefix}_{term}",
+                                                    on_train=prefix == "train"))
+            for prefix in ("train", "valid") for term in ("recon", "kl")
+        ]
+        return [*super().get_default_callbacks(), *terms]
+
+    def module_kwargs(self, training):
+        return {"generator": self._noise_generator} if training else {}
+
+    def kl_weight(self, training):
+        """KL weight of the current epoch: ramped while warming up, else ``beta``."""
+        if not training or self.kl_warmup == 0:
+            return self.beta
+        epoch = len(self.history) - 1
+        return self.beta * min(1.0, epoch / self.kl_warmup)
+
+    def negative_elbo_terms(self, y_pred, X):
+        """Per-row reconstruction negative log-likelihood and KL, in nats."""
+        decoder_output, mu, logvar = y_pred
+        decoder_output = decoder_output.flatten(1)
+        X = X.flatten(1)
+        if self.likelihood == "bernoulli":
+            recon = F.binary_cross_entropy_with_logits(
+                decoder_output, X, reduction="none").sum(1)
+        else:
+            log_scale = self.module_.log_scale
+            recon = (0.5 * ((X - decoder_output) * torch.exp(-log_scale)).pow(2)
+                     + log_scale + 0.5 * math.log(2 * math.pi)).sum(1)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        return recon, kl
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        recon, kl = self.negative_elbo_terms(y_pred, y_true)
+        prefix = "train" if training else "valid"
+        self.history.record_batch(f"{prefix}_recon", recon.mean().item())
+        self.history.record_batch(f"{prefix}_kl", kl.mean().item())
+        return (recon + self.kl_weight(training) * kl).mean()
+
+
+# -- callbacks the estimators add ------------------------------------------
+class StopOnNonFiniteLoss(Callback):
+    """Stop training with a clear error as soon as an epoch's loss is NaN or inf."""
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = net.history[-1, "epoch"]
+        for name in ("train_loss", "valid_loss"):
+            loss = net.history[-1].get(name)
+            if loss is not None and not np.isfinite(loss):
+                raise ValueError(
+                    f"Training diverged at epoch {epoch}: the {name.replace('_', ' ')} "
+                    f"is {loss}. Lower learning_rate_init (now {net.lr!r}) or scale "
+                    "the data first (e.g. StandardScaler or MinMaxScaler)."
+                )
+
+
+class LastEpochWeights(Callback):
+    """Keep the weights of the last finished epoch; restore them after an interrupt.
+
+    skorch stops training quietly on ``KeyboardInterrupt``. If that happens in
+    the middle of an epoch, this callback puts back the weights of the last
+    finished epoch, drops the unfinished epoch from the history and sets
+    ``interrupted_`` so the estimator can warn.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.interrupted_ = False
+        self.state_ = None
+
+    def on_epoch_end(self, net, **kwargs):
+        self.state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+    def on_train_end(self, net, **kwargs):
+        if net.history and "train_loss" not in net.history[-1]:
+            self.interrupted_ = True
+            del net.history[-1]
+            if self.state_ is not None:
+                net.module_.load_state_dict(self.state_)
+        self.state_ = None
