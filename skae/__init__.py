@@ -1,6 +1,8 @@
 """skae: scikit-learn estimators that learn autoencoders with PyTorch, through skorch."""
 
 from ._autoencoder import AutoencoderTransformer, DenoisingAutoencoder
+from ._dask import transform_dask
+from ._io import load
 from ._vae import VAETransformer
 
 __version__ = "0.1.0"
@@ -9,5 +11,7 @@ __all__ = [
     "AutoencoderTransformer",
     "DenoisingAutoencoder",
     "VAETransformer",
+    "load",
+    "transform_dask",
     "__version__",
 ]

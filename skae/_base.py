@@ -650,6 +650,23 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         """
         return float(np.mean(self.score_samples(X)))
 
+    def save(self, path):
+        """Write the fitted estimator to one safetensors file; see :func:`skae.load`.
+
+        Unlike pickle, the file holds only JSON (parameters, learned
+        attributes, versions, per-epoch history) and tensors, so loading it
+        never runs code. Parameters must be plain values: callables,
+        callbacks and ``RandomState`` instances raise ``TypeError``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write, replaced atomically.
+        """
+        from ._io import save
+
+        save(self, path)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]

@@ -5,28 +5,109 @@ them only for the duration of a call, so fitting an estimator never changes
 what the rest of the user's program sees.
 """
 
+import contextvars
 import multiprocessing
 import os
+import sys
 from contextlib import contextmanager
 
 import joblib
 import torch
 
+# True inside one chunk of :func:`skae.transform_dask`: one task among many
+# running at once, which must not claim every core.
+_IN_PARALLEL_TASK = contextvars.ContextVar("skae_in_parallel_task", default=False)
+
+
+def _parse_threads(value):
+    """Threads from an OMP_NUM_THREADS value ("4", or "4,2" for nested levels), or None."""
+    first = (value or "").split(",")[0].strip()
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
+def _initial_environ():
+    """The environment this process was started with (Linux), else an empty dict."""
+    try:
+        with open("/proc/self/environ", "rb") as file:
+            entries = file.read().split(b"\0")
+    except OSError:
+        return {}
+    pairs = (entry.decode(errors="replace").partition("=") for entry in entries if entry)
+    return {name: value for name, _, value in pairs}
+
+
+def _startup_omp_num_threads():
+    """OMP_NUM_THREADS of the main process, read once when skae is imported.
+
+    Dask's nanny writes ``OMP_NUM_THREADS=1`` into the environment of the
+    process that starts a ``LocalCluster`` (for its workers to inherit) and
+    never removes it; read later, it would throttle the client's own fits,
+    such as GridSearchCV's refit, to one thread. When a nanny already ran
+    before skae was imported, the variable is taken from the environment the
+    process started with instead.
+    """
+    value = os.environ.get("OMP_NUM_THREADS")
+    nanny_module = sys.modules.get("distributed.nanny")
+    nannies = getattr(getattr(nanny_module, "Nanny", None), "_instances", ())
+    if value is not None and len(nannies) > 0:
+        value = _initial_environ().get("OMP_NUM_THREADS")
+    return _parse_threads(value)
+
+
+_STARTUP_OMP_NUM_THREADS = _startup_omp_num_threads()
+
+
+def _in_dask_worker_task():
+    """Whether this code runs as a task on a dask.distributed worker."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return False
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def in_parallel_worker():
+    """Whether this code runs as one of several parallel workers.
+
+    True in a child process (joblib's loky workers, Dask workers under a
+    nanny), in a task on any dask.distributed worker (also threads of
+    ``LocalCluster(processes=False)`` and ``dask worker --no-nanny``), and in
+    a chunk of :func:`skae.transform_dask`.
+    """
+    return (
+        _IN_PARALLEL_TASK.get()
+        or multiprocessing.parent_process() is not None
+        or _in_dask_worker_task()
+    )
+
+
+@contextmanager
+def parallel_task():
+    """Mark the block as one task among several running at once (see :func:`default_n_threads`)."""
+    token = _IN_PARALLEL_TASK.set(True)
+    try:
+        yield
+    finally:
+        _IN_PARALLEL_TASK.reset(token)
+
 
 def default_n_threads():
-    """Threads for torch when the user did not choose.
+    """Threads for torch when the user did not choose (``n_threads=None``).
 
-    ``OMP_NUM_THREADS`` wins when set (joblib's loky and Dask's nanny set it in
-    their workers). Otherwise a child process (a joblib or Dask worker) gets
-    one thread, so parallel workers never oversubscribe the cores, and the
-    main process gets every core it may use.
+    - In a parallel worker (see :func:`in_parallel_worker`):
+      ``OMP_NUM_THREADS`` when set (joblib's loky sets cores // n_jobs in its
+      workers, Dask's nanny sets 1), else 1, so that parallel workers never
+      oversubscribe the cores.
+    - In the main process: ``OMP_NUM_THREADS`` as it was when skae was
+      imported, else every core the process may use (``joblib.cpu_count``,
+      which respects CPU affinity and container quotas).
     """
-    env_threads = os.environ.get("OMP_NUM_THREADS", "")
-    if env_threads.isdigit() and int(env_threads) > 0:
-        return int(env_threads)
-    if multiprocessing.parent_process() is not None:
-        return 1
-    return max(1, joblib.cpu_count())
+    if in_parallel_worker():
+        return _parse_threads(os.environ.get("OMP_NUM_THREADS")) or 1
+    return _STARTUP_OMP_NUM_THREADS or max(1, joblib.cpu_count())
 
 
 @contextmanager

@@ -1,0 +1,334 @@
+"""skae's benchmark suite: how do skae's autoencoders compare with PCA and friends?
+
+Question
+    On held-out data, how well does each method reconstruct (MSE in the
+    scaled input space), keep classes apart (1-NN and 5-NN accuracy, KMeans
+    NMI and ARI), keep neighbourhoods (trustworthiness), and at what cost
+    (fit seconds, transform rows per second, peak fit memory)?
+Data
+    Fashion-MNIST (from ``$SKAE_DATA``), digits, breast_cancer, wine,
+    diabetes; see :mod:`benchmarks.data`. Methods: :mod:`benchmarks.methods`.
+    Metrics: :mod:`benchmarks.metrics`. Profiles: :mod:`benchmarks.profiles`.
+Usage
+    ``python -m benchmarks run --profile quick`` (``make demo``) or
+    ``--profile full`` (``make bench``); from Python::
+
+        from benchmarks.suite import run
+        results = run("quick", datasets=["wine"], methods=["pca", "ae_mlp"],
+                      n_components=[2], max_iter=1, output_dir="/tmp/bench")
+
+Each (dataset, method, n_components, seed) is one row of ``results.csv``; a
+method that fails (an exception, a missing optional package) gets its error in
+its row and the run goes on. The output folder receives ``results.csv``,
+``results.md`` (environment, summary table, goals), ``goals.md``,
+``environment.json`` and PNG plots.
+"""
+
+import os
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from . import data, metrics
+from .environment import default_n_threads, describe_environment
+from .methods import METHOD_NAMES, SKAE, Context, get_method
+from .profiles import get_profile
+from .report import Results, write_all
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SCATTER_ROWS = 3000
+TRANSFORM_BATCH = 5000
+
+COLUMNS = [
+    "dataset", "method", "family", "n_components", "seed", "status",
+    "recon_mse", "knn1_acc", "knn5_acc", "kmeans_nmi", "kmeans_ari", "trustworthiness",
+    "fit_seconds", "transform_rows_per_s", "peak_fit_mem_mb",
+    "train_rows", "test_rows", "n_features", "settings",
+    "profile", "n_threads", "git_commit", "command", "error", "note",
+]
+METRIC_COLUMNS = [
+    "recon_mse", "knn1_acc", "knn5_acc", "kmeans_nmi", "kmeans_ari", "trustworthiness",
+    "fit_seconds", "transform_rows_per_s", "peak_fit_mem_mb",
+]
+# Columns that may be empty in a successful row: the error, a note, and the
+# MSE of a method with no inverse_transform (explained by the note).
+OPTIONAL_COLUMNS = ("error", "note", "recon_mse")
+
+__all__ = ["run", "evaluate", "Results", "COLUMNS", "OPTIONAL_COLUMNS", "METHOD_NAMES"]
+
+
+@dataclass
+class PreparedDataset:
+    """A dataset with what every method's evaluation shares."""
+
+    dataset: data.Dataset
+    trust_index: np.ndarray
+    trust_distances: np.ndarray
+
+
+def prepare(dataset):
+    """Precompute the input-space distances of the trustworthiness rows."""
+    scaler = dataset.make_scaler().fit(dataset.X_train)
+    index = metrics.trust_rows(len(dataset.X_test))
+    X_trust = np.asarray(scaler.transform(dataset.X_test[index]))
+    return PreparedDataset(dataset, index, metrics.input_distances(X_trust))
+
+
+def _transform(pipeline, X):
+    """Transform in batches, so that kernel methods never build a huge kernel."""
+    return np.concatenate([
+        np.asarray(pipeline.transform(X[start:start + TRANSFORM_BATCH]))
+        for start in range(0, len(X), TRANSFORM_BATCH)
+    ])
+
+
+def _settings(method, estimator, max_iter):
+    if method.family == SKAE:
+        if estimator.architecture == "conv":
+            network = f"conv {tuple(estimator.conv_channels)}"
+        else:
+            network = f"hidden {tuple(estimator.hidden_layer_sizes)}"
+        return (f"{network}, batch {estimator.batch_size}, epochs run "
+                f"{estimator.n_iter_}/{max_iter}, early_stopping")
+    if method.max_train_rows:
+        return f"defaults, fitted on <= {method.max_train_rows} rows"
+    return "defaults"
+
+
+def _first_line(exc):
+    lines = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return lines[0][:500]
+
+
+def _fit_rows(dataset, method, seed):
+    X = dataset.X_train
+    if method.max_train_rows and len(X) > method.max_train_rows:
+        rows = np.random.default_rng(seed).choice(len(X), method.max_train_rows, replace=False)
+        X = X[np.sort(rows)]
+    return dataset.as_input(X, method.images)
+
+
+def evaluate(prepared, method, n_components, seed, max_iter, n_threads):
+    """Fit one method at one size and seed; return (metrics dict, test codes).
+
+    The method is the last step of ``Pipeline([("scale", scaler), (name,
+    estimator)])`` with a fresh copy of the dataset's scaler. Raises whatever
+    the method raises; :func:`run` records it in the row.
+    """
+    dataset = prepared.dataset
+    method.check_requirements()
+    estimator = method.build(Context(dataset, n_components, seed, max_iter, n_threads))
+    pipeline = Pipeline([("scale", dataset.make_scaler()), (method.name, estimator)])
+    X_fit = _fit_rows(dataset, method, seed)
+    X_test = dataset.as_input(dataset.X_test, method.images)
+
+    with warnings.catch_warnings():
+        # Budgets are set by the profile: reaching max_iter is expected there.
+        warnings.simplefilter("ignore")
+        with metrics.PeakMemory() as memory, metrics.Timer() as fit_time:
+            if method.codes_from_fit:
+                Z_train = np.asarray(pipeline.fit_transform(X_fit))
+            else:
+                pipeline.fit(X_fit)
+        with metrics.Timer() as transform_time:
+            Z_test = _transform(pipeline, X_test)
+        if not method.codes_from_fit:
+            Z_train = _transform(pipeline, dataset.as_input(dataset.X_train, method.images))
+        final = pipeline[-1]
+        if hasattr(final, "inverse_transform") and not method.codes_from_fit:
+            X_scaled = pipeline[:-1].transform(X_test)
+            recon_mse = metrics.reconstruction_mse(X_scaled, final.inverse_transform(Z_test))
+            note = ""
+        else:
+            recon_mse, note = float("nan"), "no inverse_transform: recon_mse left blank"
+
+    if not (np.all(np.isfinite(Z_test)) and np.all(np.isfinite(Z_train))):
+        raise ValueError(f"{method.name} produced non-finite codes.")
+    y_train = dataset.y_train
+    if len(Z_train) != len(y_train):
+        raise ValueError(f"{method.name} gave {len(Z_train)} training codes for "
+                         f"{len(y_train)} training rows; codes_from_fit needs no subsample.")
+    nmi, ari = metrics.kmeans_scores(Z_test, dataset.y_test, dataset.n_classes)
+    return dict(
+        recon_mse=recon_mse,
+        knn1_acc=metrics.knn_accuracy(Z_train, y_train, Z_test, dataset.y_test, 1),
+        knn5_acc=metrics.knn_accuracy(Z_train, y_train, Z_test, dataset.y_test, 5),
+        kmeans_nmi=nmi,
+        kmeans_ari=ari,
+        trustworthiness=metrics.trustworthiness_score(
+            prepared.trust_distances, Z_test[prepared.trust_index]),
+        fit_seconds=fit_time.seconds,
+        transform_rows_per_s=len(X_test) / max(transform_time.seconds, 1e-9),
+        peak_fit_mem_mb=memory.peak_mb,
+        train_rows=len(X_fit),
+        settings=_settings(method, final, max_iter),
+        note=note,
+    ), Z_test
+
+
+def run_cell(prepared, method, n_components, seed, max_iter, n_threads, say=None):
+    """One row of the results: the metrics, or the error that stopped them."""
+    dataset = prepared.dataset
+    row = dict(dataset=dataset.name, method=method.name, family=method.family,
+               n_components=n_components, seed=seed, test_rows=len(dataset.X_test),
+               n_features=dataset.n_features)
+    label = f"{dataset.name} {method.name} k={n_components} seed={seed}"
+    try:
+        measured, Z = evaluate(prepared, method, n_components, seed, max_iter, n_threads)
+    except Exception as exc:  # noqa: BLE001 - one failing method must not stop the run
+        if say:
+            say(f"  {label}: FAILED {_first_line(exc)}")
+        if os.environ.get("SKAE_BENCH_TRACEBACK"):
+            traceback.print_exc()
+        row.update({column: float("nan") for column in METRIC_COLUMNS})
+        row.update(train_rows=len(dataset.X_train), settings="", note="",
+                   status="failed", error=_first_line(exc))
+        return row, None
+    if say:
+        say(f"  {label}: fit {measured['fit_seconds']:.1f} s, MSE "
+            f"{measured['recon_mse']:.4g}, 1-NN {measured['knn1_acc']:.3f}")
+    row.update(measured, status="ok", error="")
+    return row, Z
+
+
+def _check_names(names, known, kind):
+    for name in names:
+        if isinstance(name, str) and name not in known:
+            raise ValueError(f"Unknown {kind} {name!r}; choose from {', '.join(known)}.")
+    return list(names)
+
+
+def _check_ints(name, values, minimum):
+    values = [values] if isinstance(values, int) else list(values)
+    if not values or not all(isinstance(v, (int, np.integer)) and v >= minimum
+                             for v in values):
+        raise ValueError(f"{name}={values!r} must be a non-empty list of ints >= {minimum}.")
+    return tuple(int(v) for v in values)
+
+
+def _describe_call(profile, **kwargs):
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    if "methods" in given:
+        given["methods"] = [getattr(m, "name", m) for m in given["methods"]]
+    arguments = ", ".join([repr(profile.name)] + [f"{k}={v!r}" for k, v in given.items()])
+    return f"benchmarks.suite.run({arguments})"
+
+
+def run(profile="quick", *, datasets=None, methods=None, n_components=None, seeds=None,
+        max_iter=None, n_threads=None, output_dir=None, plots=True, command=None,
+        log=sys.stderr):
+    """Run the benchmark suite and write its tables and plots.
+
+    Parameters
+    ----------
+    profile : {"quick", "full"} or Profile, default="quick"
+        Default datasets, methods, sizes, seeds and training budgets.
+    datasets : list of str or None
+        From ``benchmarks.data.DATASET_NAMES``. None takes the profile's, and
+        then skips Fashion-MNIST (with a note) when its file is absent.
+    methods : list of str or Method or None
+        Names from ``benchmarks.methods.METHOD_NAMES``, or Method objects.
+    n_components : list of int or None
+        Code sizes; a size not below a dataset's number of features is
+        skipped. Given explicitly, it also lifts the profile's per-method
+        size restrictions.
+    seeds : list of int or None
+        Seeds of the skae methods; the other methods run with the first.
+    max_iter : int or None
+        Epochs of every skae network, overriding the profile's budgets.
+    n_threads : int or None
+        Threads for torch, BLAS and OpenMP; None uses every available core.
+    output_dir : path or None
+        Where results go; None is ``benchmarks/results/<profile>/``.
+    plots : bool, default=True
+        Write PNG plots (needs matplotlib).
+    command : str or None
+        The command recorded with the results; None describes this call.
+    log : file or None, default=sys.stderr
+        Where progress lines go; None is silent.
+
+    Returns
+    -------
+    Results
+        ``frame`` (one row per dataset, method, size and seed), ``summary``,
+        ``goals``, ``markdown``, ``table`` and ``output_dir``.
+    """
+    profile = get_profile(profile)
+    dataset_names = _check_names(profile.datasets if datasets is None else datasets,
+                                 data.DATASET_NAMES, "dataset")
+    method_list = [get_method(m) for m in (profile.methods if methods is None else methods)]
+    sizes = _check_ints("n_components", profile.n_components if n_components is None
+                        else n_components, 1)
+    if seeds is not None:
+        seeds = _check_ints("seeds", seeds, 0)
+    if max_iter is not None:
+        max_iter = _check_ints("max_iter", max_iter, 1)[0]
+    n_threads = _check_ints("n_threads", n_threads or default_n_threads(), 1)[0]
+    output_dir = Path(output_dir) if output_dir is not None else RESULTS_DIR / profile.name
+    if command is None:
+        command = _describe_call(profile, datasets=datasets, methods=methods,
+                                 n_components=n_components, seeds=seeds, max_iter=max_iter,
+                                 n_threads=n_threads)
+    environment = describe_environment(n_threads, command)
+
+    def say(message):
+        if log is not None:
+            print(message, file=log, flush=True)
+
+    rows, codes, skipped = [], {}, []
+    started = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        with threadpool_limits(limits=n_threads):
+            for name in dataset_names:
+                if name == "fashion_mnist" and datasets is None \
+                        and not data.fashion_mnist_available():
+                    skipped.append(f"fashion_mnist: {data.data_dir() / data.FASHION_FILE} "
+                                   "not found (set SKAE_DATA to its folder)")
+                    say(f"skipped {skipped[-1]}")
+                    continue
+                say(f"{name}: loading")
+                prepared = prepare(data.load(name, profile.fashion_rows))
+                _run_dataset(prepared, profile, method_list, sizes, n_components is not None,
+                             seeds, max_iter, n_threads, say, rows, codes)
+    finally:
+        torch.set_num_threads(previous_threads)
+    environment["wall_seconds"] = round(time.perf_counter() - started, 1)
+
+    frame = pd.DataFrame(rows)
+    for column, value in [("profile", profile.name), ("n_threads", n_threads),
+                          ("git_commit", environment["git_commit"]), ("command", command)]:
+        frame[column] = value
+    frame = frame.reindex(columns=COLUMNS)
+    return write_all(frame, codes, environment, profile, method_list, skipped, output_dir,
+                     plots)
+
+
+def _run_dataset(prepared, profile, method_list, sizes, explicit_sizes, seeds, max_iter,
+                 n_threads, say, rows, codes):
+    dataset = prepared.dataset
+    dataset_seeds = seeds if seeds is not None else profile.seeds_for(dataset.name)
+    for method in method_list:
+        method_sizes = sizes if explicit_sizes else profile.sizes_for(
+            dataset.name, method.name, sizes)
+        method_seeds = dataset_seeds if method.family == SKAE else dataset_seeds[:1]
+        budget = max_iter or profile.epochs(dataset.name, method.conv)
+        for k in method_sizes:
+            if k >= dataset.n_features or not method.applies(dataset, k):
+                continue
+            for seed in method_seeds:
+                row, Z = run_cell(prepared, method, k, seed, budget, n_threads, say)
+                rows.append(row)
+                if Z is not None and k == 2 and seed == method_seeds[0]:
+                    keep = metrics.trust_rows(len(Z), SCATTER_ROWS)
+                    codes[(dataset.name, method.name)] = (Z[keep], dataset.y_test[keep])
