@@ -49,8 +49,8 @@ def _parser():
     return parser
 
 
-def _command_line():
-    return "python -m benchmarks " + shlex.join(sys.argv[1:])
+def _command_line(argv):
+    return "python -m benchmarks " + shlex.join(sys.argv[1:] if argv is None else argv)
 
 
 def main(argv=None):
@@ -76,7 +76,7 @@ def main(argv=None):
         args.profile, datasets=args.datasets, methods=args.methods,
         n_components=args.n_components, seeds=args.seeds, max_iter=args.max_iter,
         n_threads=args.n_threads, output_dir=args.output_dir, plots=not args.no_plots,
-        command=_command_line(),
+        command=_command_line(argv),
     )
     print(results.table)
     print()

@@ -4,8 +4,9 @@ Every method sees the same raw rows and the same scaler (a fresh, unfitted copy
 at the head of its Pipeline), so reconstruction errors compare in one space:
 
 - ``fashion_mnist``: 28x28 uint8 images scaled to [0, 1] (``/ 255``); the
-  official 60,000/10,000 split, or a fixed random subset of it. Read from
-  ``$SKAE_DATA/fashion_mnist.npz`` (keys ``x_train, y_train, x_test, y_test``).
+  official 60,000/10,000 split, or a fixed random subset of it. Read by
+  ``skae.datasets.load_fashion_mnist`` from ``$SKAE_DATA`` (e.g.
+  ``fashion_mnist.npz``); never downloaded.
 - ``digits``: scikit-learn's 8x8 digits scaled to [0, 1] (``/ 16``).
 - ``breast_cancer``, ``wine``, ``diabetes``: standardized by a
   ``StandardScaler`` fitted on the training rows. diabetes has a regression
@@ -28,7 +29,6 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 # Seed of every split and subset, so runs on different days compare.
 SPLIT_SEED = 0
 TEST_SIZE = 0.25
-FASHION_FILE = "fashion_mnist.npz"
 
 
 def scale_values(X, factor):
@@ -80,15 +80,12 @@ class Dataset:
 
 
 def data_dir():
-    """Folder holding downloaded data: ``$SKAE_DATA``, else ``../shared/data``."""
+    """Folder holding downloaded data: ``$SKAE_DATA``, else the Makefile's
+    default ``../shared/data`` beside the repository."""
     env = os.environ.get("SKAE_DATA")
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def fashion_mnist_available():
-    return (data_dir() / FASHION_FILE).is_file()
 
 
 def _subset(n_total, n_wanted, rng):
@@ -98,16 +95,14 @@ def _subset(n_total, n_wanted, rng):
 
 
 def load_fashion_mnist(n_train=None, n_test=None):
-    """Fashion-MNIST from ``$SKAE_DATA``, optionally a fixed random subset."""
-    path = data_dir() / FASHION_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Fashion-MNIST not found at {path}; set SKAE_DATA to the folder "
-            f"holding {FASHION_FILE} or leave fashion_mnist out of datasets."
-        )
-    with np.load(path) as data:
-        X_train, y_train = data["x_train"], data["y_train"]
-        X_test, y_test = data["x_test"], data["y_test"]
+    """Fashion-MNIST from :func:`data_dir`, optionally a fixed random subset.
+
+    Raises FileNotFoundError (with skae's message on where to put the files)
+    when the data is not there.
+    """
+    from skae.datasets import load_fashion_mnist as load_files
+
+    X_train, y_train, X_test, y_test = load_files(data_dir(), return_X_y=True)
     rng = np.random.default_rng(SPLIT_SEED)
     train = _subset(len(X_train), n_train, rng)
     test = _subset(len(X_test), n_test, rng)

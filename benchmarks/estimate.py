@@ -3,8 +3,8 @@
 For each dataset and method of the profile it fits the method on a sample of
 the training rows (at most ``sample_rows``) and scales what it measured:
 
-- skae networks: the duration of the second epoch (the first carries one-off
-  costs) per training row, times the dataset's training rows, times the
+- skae networks: the median duration of epochs 2 to 4 (the first carries
+  one-off costs) per training row, times the dataset's training rows, times the
   profile's ``max_iter``; plus encoding the training and test rows and
   decoding the test rows at the measured transform rate. Early stopping can
   only make the real run shorter, so this part is an upper bound.
@@ -17,6 +17,7 @@ The machine's load during the estimate changes it as much as the real run's.
 """
 
 import dataclasses
+import os
 import sys
 import time
 import warnings
@@ -27,12 +28,13 @@ from threadpoolctl import threadpool_limits
 
 from . import data, metrics
 from .environment import default_n_threads
-from .methods import SKAE, Context, get_method
+from .methods import SKAE, Budget, Context, get_method
 from .profiles import get_profile
 from .report import markdown_table
 from .suite import evaluate, prepare
 
 WARMUP_ROWS = 300
+TIMED_EPOCHS = 4
 
 
 def _sample(dataset, n_train, n_test):
@@ -56,17 +58,17 @@ def _metrics_seconds(dataset, n_components, n_threads):
     return timer.seconds
 
 
-def _cell_seconds(dataset, sample, method, n_components, max_iter, n_threads):
+def _cell_seconds(dataset, sample, method, n_components, budget, n_threads):
     """Predicted seconds of one (method, size, seed) cell, metrics excluded."""
     n_train, n_test = len(dataset.X_train), len(dataset.X_test)
     if method.family == SKAE:
         seconds_per_row, rate = _time_network(sample, method, n_components, n_threads)
-        fit = seconds_per_row * n_train * max_iter
+        fit = seconds_per_row * n_train * budget.max_iter
     else:
         if method.requires:  # numba compiles on the first call: keep it out
             evaluate(prepare(_sample(sample, WARMUP_ROWS, WARMUP_ROWS)), method,
-                     n_components, 0, max_iter, n_threads)
-        row, _ = evaluate(prepare(sample), method, n_components, 0, max_iter, n_threads)
+                     n_components, 0, budget, n_threads)
+        row, _ = evaluate(prepare(sample), method, n_components, 0, budget, n_threads)
         fit_rows = min(n_train, method.max_train_rows or n_train)
         fit = row["fit_seconds"] * fit_rows / row["train_rows"]
         rate = row["transform_rows_per_s"]
@@ -75,8 +77,13 @@ def _cell_seconds(dataset, sample, method, n_components, max_iter, n_threads):
 
 
 def _time_network(sample, method, n_components, n_threads):
-    """Seconds per row of the second training epoch, and transform rows per second."""
-    estimator = method.build(Context(sample, n_components, 0, 2, n_threads))
+    """Seconds per row of a training epoch, and transform rows per second.
+
+    The epoch time is the median of epochs 2 to 4: the first carries one-off
+    costs, and one epoch of a small table is short enough to be all noise.
+    """
+    budget = Budget(TIMED_EPOCHS, early_stopping=False)
+    estimator = method.build(Context(sample, n_components, 0, budget, n_threads))
     scaler = sample.make_scaler().fit(sample.X_train)
     X = scaler.transform(sample.as_input(sample.X_train, method.images))
     X_test = scaler.transform(sample.as_input(sample.X_test, method.images))
@@ -85,8 +92,9 @@ def _time_network(sample, method, n_components, n_threads):
         estimator.fit(X)
     with metrics.Timer() as timer:
         estimator.transform(X_test)
-    rows = len(X) * ((1 - estimator.validation_fraction) if estimator.early_stopping else 1)
-    return float(estimator.net_.history[-1, "dur"]) / rows, len(X_test) / timer.seconds
+    rows = len(X)
+    epoch = float(np.median(estimator.net_.history[1:, "dur"]))
+    return epoch / rows, len(X_test) / timer.seconds
 
 
 def estimate(profile="full", *, n_threads=None, sample_rows=2000, log=sys.stderr):
@@ -105,9 +113,10 @@ def estimate(profile="full", *, n_threads=None, sample_rows=2000, log=sys.stderr
     try:
         with threadpool_limits(limits=n_threads):
             for name in profile.datasets:
-                if name == "fashion_mnist" and not data.fashion_mnist_available():
+                try:
+                    dataset = data.load(name, profile.fashion_rows)
+                except FileNotFoundError:  # Fashion-MNIST not downloaded
                     continue
-                dataset = data.load(name, profile.fashion_rows)
                 sample = _sample(dataset, sample_rows, sample_rows)
                 seeds = profile.seeds_for(name)
                 metric_seconds = _metrics_seconds(
@@ -121,7 +130,7 @@ def estimate(profile="full", *, n_threads=None, sample_rows=2000, log=sys.stderr
                     started = time.perf_counter()
                     try:
                         per_cell = _cell_seconds(dataset, sample, method, sizes[0],
-                                                 profile.epochs(name, method.conv), n_threads)
+                                                 profile.budget(name, method.conv), n_threads)
                     except Exception as exc:  # noqa: BLE001 - report and go on
                         per_cell, note = float("nan"), f"{type(exc).__name__}: {exc}"
                     else:
@@ -145,4 +154,12 @@ def format_estimate(lines):
             for line in lines]
     total = np.nansum([line["seconds"] for line in lines])
     table = markdown_table(["dataset", "method", "cells", "s per cell", "minutes", "note"], rows)
-    return f"{table}\n\nEstimated total: {total / 60:.0f} minutes (upper bound for epochs)."
+    load = ""
+    if hasattr(os, "getloadavg"):
+        average, cores = os.getloadavg()[0], os.cpu_count() or 1
+        load = f" Load average while measuring: {average:.1f} on {cores} cores."
+        if average > cores / 2:
+            load += (" The machine was busy, so this overestimates, badly with several"
+                     " threads: torch threads wait on each other when cores are shared.")
+    return (f"{table}\n\nEstimated total: {total / 60:.0f} minutes (epochs counted up to "
+            f"max_iter; early stopping can only shorten them).{load}")

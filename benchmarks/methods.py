@@ -7,9 +7,9 @@ come from ``fit_transform`` (UMAP, t-SNE), and whether it is repeated over
 seeds.
 
 skae's estimators are built exactly as a user would write them: the
-documented defaults plus the training budget of the profile (``max_iter``,
-``early_stopping=True``), the dataset's batch size, and, for 28x28 images,
-``hidden_layer_sizes=(512, 256)``.
+documented defaults plus the training :class:`Budget` of the profile
+(``max_iter``, ``early_stopping``) and, for 28x28 images,
+``hidden_layer_sizes=(512, 256)`` and ``batch_size=256``.
 """
 
 import importlib
@@ -23,13 +23,28 @@ BASELINE, SKAE, EXTRA = "baseline", "skae", "extra"
 
 
 @dataclass(frozen=True)
+class Budget:
+    """Training budget of a skae network: ``max_iter`` and ``early_stopping``."""
+
+    max_iter: int = 200
+    early_stopping: bool = False
+
+    def describe(self):
+        return f"max_iter={self.max_iter}" + (", early_stopping" if self.early_stopping else "")
+
+
+# skae's own defaults: what "default settings" means in the goals.
+DEFAULT_BUDGET = Budget()
+
+
+@dataclass(frozen=True)
 class Context:
     """What a builder needs: the dataset, the size, the seed, the budget."""
 
     dataset: object
     n_components: int
     seed: int
-    max_iter: int
+    budget: Budget
     n_threads: int
 
 
@@ -93,8 +108,9 @@ class Method:
 def _skae_common(context):
     dataset = context.dataset
     return dict(
-        batch_size=dataset.batch_size, max_iter=context.max_iter, early_stopping=True,
-        n_threads=context.n_threads, random_state=context.seed,
+        batch_size=dataset.batch_size, max_iter=context.budget.max_iter,
+        early_stopping=context.budget.early_stopping, n_threads=context.n_threads,
+        random_state=context.seed,
     )
 
 

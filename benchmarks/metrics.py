@@ -12,9 +12,14 @@
 - ``peak_fit_mem_mb``: peak resident memory of the process during ``fit``
   minus the resident memory just before it, sampled every 10 ms by a thread
   with psutil (so short spikes between samples can be missed; it includes
-  the scaled copy of the training data).
+  the scaled copy of the training data). Before the fit, ``gc.collect()`` and
+  glibc's ``malloc_trim(0)`` hand freed memory back to the system, so memory
+  freed by earlier fits does not hide this one's growth.
 """
 
+import ctypes
+import ctypes.util
+import gc
 import threading
 import time
 
@@ -65,6 +70,17 @@ def trustworthiness_score(distances, Z_rows):
                                  metric="precomputed"))
 
 
+def release_free_memory():
+    """Collect garbage and return freed heap pages to the system (glibc only)."""
+    gc.collect()
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        try:
+            ctypes.CDLL(libc_name).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 class PeakMemory:
     """Context manager measuring the peak RSS growth of the process in MB.
 
@@ -78,6 +94,7 @@ class PeakMemory:
         self.peak_mb = float("nan")
 
     def __enter__(self):
+        release_free_memory()
         try:
             import psutil
         except ImportError:

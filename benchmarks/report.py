@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import metrics
+from . import metrics, profiles
 from .goals import check_goals
 
 KEYS = ["dataset", "method", "n_components"]
@@ -124,6 +124,9 @@ def _notes_markdown(frame, profile, method_list, skipped):
         "has one row per seed with the settings and epochs run."
     )
     lines += ["", metrics.__doc__.strip().split("\n\n", 1)[1], ""]
+    lines += [" ".join(profiles.__doc__.split("\n\n")[1].split()), ""]
+    lines += ["Threads: torch (`torch.set_num_threads` and each estimator's `n_threads`), "
+              "BLAS and OpenMP (threadpoolctl) are pinned to `n_threads` above.", ""]
     lines.append("Datasets:")
     for name, group in frame.groupby("dataset", sort=False):
         dataset_note = DATASET_NOTES.get(name, "")

@@ -24,6 +24,7 @@ its row and the run goes on. The output folder receives ``results.csv``,
 ``environment.json`` and PNG plots.
 """
 
+import dataclasses
 import os
 import sys
 import time
@@ -37,6 +38,8 @@ import pandas as pd
 import torch
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
+
+from skae import AutoencoderTransformer
 
 from . import data, metrics
 from .environment import default_n_threads, describe_environment
@@ -91,14 +94,15 @@ def _transform(pipeline, X):
     ])
 
 
-def _settings(method, estimator, max_iter):
+def _settings(method, estimator, budget):
     if method.family == SKAE:
         if estimator.architecture == "conv":
             network = f"conv {tuple(estimator.conv_channels)}"
         else:
             network = f"hidden {tuple(estimator.hidden_layer_sizes)}"
+        stopping = ", early_stopping" if budget.early_stopping else ""
         return (f"{network}, batch {estimator.batch_size}, epochs run "
-                f"{estimator.n_iter_}/{max_iter}, early_stopping")
+                f"{estimator.n_iter_}/{budget.max_iter}{stopping}")
     if method.max_train_rows:
         return f"defaults, fitted on <= {method.max_train_rows} rows"
     return "defaults"
@@ -117,7 +121,7 @@ def _fit_rows(dataset, method, seed):
     return dataset.as_input(X, method.images)
 
 
-def evaluate(prepared, method, n_components, seed, max_iter, n_threads):
+def evaluate(prepared, method, n_components, seed, budget, n_threads):
     """Fit one method at one size and seed; return (metrics dict, test codes).
 
     The method is the last step of ``Pipeline([("scale", scaler), (name,
@@ -126,7 +130,7 @@ def evaluate(prepared, method, n_components, seed, max_iter, n_threads):
     """
     dataset = prepared.dataset
     method.check_requirements()
-    estimator = method.build(Context(dataset, n_components, seed, max_iter, n_threads))
+    estimator = method.build(Context(dataset, n_components, seed, budget, n_threads))
     pipeline = Pipeline([("scale", dataset.make_scaler()), (method.name, estimator)])
     X_fit = _fit_rows(dataset, method, seed)
     X_test = dataset.as_input(dataset.X_test, method.images)
@@ -170,12 +174,12 @@ def evaluate(prepared, method, n_components, seed, max_iter, n_threads):
         transform_rows_per_s=len(X_test) / max(transform_time.seconds, 1e-9),
         peak_fit_mem_mb=memory.peak_mb,
         train_rows=len(X_fit),
-        settings=_settings(method, final, max_iter),
+        settings=_settings(method, final, budget),
         note=note,
     ), Z_test
 
 
-def run_cell(prepared, method, n_components, seed, max_iter, n_threads, say=None):
+def run_cell(prepared, method, n_components, seed, budget, n_threads, say=None):
     """One row of the results: the metrics, or the error that stopped them."""
     dataset = prepared.dataset
     row = dict(dataset=dataset.name, method=method.name, family=method.family,
@@ -183,7 +187,7 @@ def run_cell(prepared, method, n_components, seed, max_iter, n_threads, say=None
                n_features=dataset.n_features)
     label = f"{dataset.name} {method.name} k={n_components} seed={seed}"
     try:
-        measured, Z = evaluate(prepared, method, n_components, seed, max_iter, n_threads)
+        measured, Z = evaluate(prepared, method, n_components, seed, budget, n_threads)
     except Exception as exc:  # noqa: BLE001 - one failing method must not stop the run
         if say:
             say(f"  {label}: FAILED {_first_line(exc)}")
@@ -234,7 +238,7 @@ def run(profile="quick", *, datasets=None, methods=None, n_components=None, seed
         Default datasets, methods, sizes, seeds and training budgets.
     datasets : list of str or None
         From ``benchmarks.data.DATASET_NAMES``. None takes the profile's, and
-        then skips Fashion-MNIST (with a note) when its file is absent.
+        then skips Fashion-MNIST (with a note) when its files are absent.
     methods : list of str or Method or None
         Names from ``benchmarks.methods.METHOD_NAMES``, or Method objects.
     n_components : list of int or None
@@ -244,7 +248,8 @@ def run(profile="quick", *, datasets=None, methods=None, n_components=None, seed
     seeds : list of int or None
         Seeds of the skae methods; the other methods run with the first.
     max_iter : int or None
-        Epochs of every skae network, overriding the profile's budgets.
+        ``max_iter`` of every skae network, overriding the profile's budgets
+        (their ``early_stopping`` stays).
     n_threads : int or None
         Threads for torch, BLAS and OpenMP; None uses every available core.
     output_dir : path or None
@@ -290,15 +295,19 @@ def run(profile="quick", *, datasets=None, methods=None, n_components=None, seed
     torch.set_num_threads(n_threads)
     try:
         with threadpool_limits(limits=n_threads):
+            if any(method.family == SKAE for method in method_list):
+                _warm_up(n_threads)
             for name in dataset_names:
-                if name == "fashion_mnist" and datasets is None \
-                        and not data.fashion_mnist_available():
-                    skipped.append(f"fashion_mnist: {data.data_dir() / data.FASHION_FILE} "
-                                   "not found (set SKAE_DATA to its folder)")
+                say(f"{name}: loading")
+                try:
+                    dataset = data.load(name, profile.fashion_rows)
+                except FileNotFoundError as exc:
+                    if datasets is not None:  # asked for by name: a real error
+                        raise
+                    skipped.append(f"{name}: {exc}")
                     say(f"skipped {skipped[-1]}")
                     continue
-                say(f"{name}: loading")
-                prepared = prepare(data.load(name, profile.fashion_rows))
+                prepared = prepare(dataset)
                 _run_dataset(prepared, profile, method_list, sizes, n_components is not None,
                              seeds, max_iter, n_threads, say, rows, codes)
     finally:
@@ -314,6 +323,16 @@ def run(profile="quick", *, datasets=None, methods=None, n_components=None, seed
                      plots)
 
 
+def _warm_up(n_threads):
+    """Fit a tiny network once, so torch's one-off start-up costs (thread pools,
+    kernels, allocator) do not land on the first measured fit."""
+    X = np.random.default_rng(0).random((64, 8), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        AutoencoderTransformer(2, hidden_layer_sizes=(8,), max_iter=2, n_threads=n_threads,
+                               random_state=0).fit(X).transform(X)
+
+
 def _run_dataset(prepared, profile, method_list, sizes, explicit_sizes, seeds, max_iter,
                  n_threads, say, rows, codes):
     dataset = prepared.dataset
@@ -322,7 +341,9 @@ def _run_dataset(prepared, profile, method_list, sizes, explicit_sizes, seeds, m
         method_sizes = sizes if explicit_sizes else profile.sizes_for(
             dataset.name, method.name, sizes)
         method_seeds = dataset_seeds if method.family == SKAE else dataset_seeds[:1]
-        budget = max_iter or profile.epochs(dataset.name, method.conv)
+        budget = profile.budget(dataset.name, method.conv)
+        if max_iter is not None:
+            budget = dataclasses.replace(budget, max_iter=max_iter)
         for k in method_sizes:
             if k >= dataset.n_features or not method.applies(dataset, k):
                 continue

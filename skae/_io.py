@@ -155,7 +155,11 @@ def _decode_array(content):
     elif not all(isinstance(v, (bool, int, float)) for v in data):
         raise ValueError(f"a {content['dtype']} array entry holds non-numbers")
     array = np.empty(len(data), dtype=content["dtype"])
-    array[:] = data
+    try:
+        array[:] = data
+    except (OverflowError, TypeError, ValueError):
+        raise ValueError(f"a {content['dtype']} array entry holds values out of its "
+                         "range") from None
     return array.reshape(content["shape"])
 
 

@@ -193,7 +193,7 @@ def test_cluster_listens_on_loopback_only(dask_cluster):
 def test_grid_search_on_dask_matches_sequential(dask_cluster, X_search, sequential_search,
                                                 tmp_path):
     client, worker_pids = dask_cluster
-    with joblib.parallel_backend("dask"), distributed.get_task_stream(client) as stream:
+    with joblib.parallel_config(backend="dask"), distributed.get_task_stream(client) as stream:
         search = make_search(tmp_path, n_jobs=-1).fit(X_search)
     assert_same_search(search, sequential_search[0])
 
@@ -238,6 +238,24 @@ def test_default_threads_in_this_process_with_a_cluster_running(dask_cluster):
     thread.start()
     thread.join()
     assert seen == [_parse_threads(os.environ.get("OMP_NUM_THREADS")) or 1]
+    assert default_n_threads() == PARENT_THREADS
+
+
+def test_default_threads_read_omp_num_threads(monkeypatch):
+    def in_a_chunk():
+        with parallel_task():
+            return default_n_threads()
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert in_a_chunk() == 3
+    # This process keeps the setting it had when skae was imported.
+    assert default_n_threads() == PARENT_THREADS
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")  # nested levels: the first counts
+    assert in_a_chunk() == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "zero")
+    assert in_a_chunk() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert in_a_chunk() == 1
     assert default_n_threads() == PARENT_THREADS
 
 

@@ -1,0 +1,212 @@
+"""The fast paths of training and inference change no result and drop no callback.
+
+skae trains with a fused optimizer when torch has one, switches the module's
+mode only when it changes, sends per-batch hooks only to callbacks that
+define them, and sizes convolutional inference batches to the cache. These
+tests pin what must not change: the codes of a plain PyTorch loop, the
+history skorch would record, every callback call.
+"""
+
+import collections
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from skorch.callbacks import Callback
+
+import skae._base
+from skae import AutoencoderTransformer, DenoisingAutoencoder, VAETransformer
+from skae._data import ArrayDataset
+from skae._net import supports_fused
+
+
+@pytest.fixture(autouse=True)
+def _quiet_convergence():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def X_digits(digits_split):
+    return digits_split[0][:400]
+
+
+class InitialWeights(Callback):
+    """Keep the module's weights as training starts."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.state_ = copy.deepcopy(net.module_.state_dict())
+
+
+class CountCalls(Callback):
+    """Count batch hooks, the module's mode in them, and the batch losses seen."""
+
+    def initialize(self):
+        self.calls = collections.Counter()
+        return self
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        self.calls["begin", training] += 1
+
+    def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        self.calls["grad", training] += 1
+        self.calls["grad_params"] += len(list(named_parameters))
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        self.calls["end", training] += 1
+        self.calls["module_training", net.module_.training] += 1
+        prefix = "train" if training else "valid"
+        # What skorch's loop has recorded when on_batch_end runs.
+        assert isinstance(net.history[-1, "batches", -1, f"{prefix}_loss"], float)
+        assert net.history[-1, "batches", -1, f"{prefix}_batch_size"] == len(batch[0])
+
+
+def plain_loop_codes(X, estimator, initial_state, batch_size, epochs):
+    """Codes and epoch losses of a plain PyTorch loop: skae's initial weights and
+    batch order, unfused Adam, no skorch."""
+    module = copy.deepcopy(estimator.net_.module_)
+    module.load_state_dict(initial_state)
+    module.train()
+    optimizer = torch.optim.Adam(module.parameters(), lr=estimator.learning_rate_init,
+                                 foreach=False, fused=False)
+    shuffle_seed = np.random.SeedSequence(estimator.net_.random_seed).generate_state(3)[0]
+    generator = torch.Generator().manual_seed(int(shuffle_seed))
+    X_tensor = torch.from_numpy(X)
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(X), generator=generator)
+        total = 0.0
+        for start in range(0, len(X), batch_size):
+            batch = X_tensor[order[start:start + batch_size]]
+            optimizer.zero_grad()
+            loss = torch.nn.functional.mse_loss(module(batch)[0], batch)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(X))
+    module.eval()
+    with torch.no_grad():
+        return module.encode(X_tensor).numpy(), losses
+
+
+def test_codes_match_a_plain_pytorch_loop(X_digits):
+    epochs, batch_size = 4, 64
+    estimator = AutoencoderTransformer(
+        n_components=3, hidden_layer_sizes=(64, 16), batch_size=batch_size,
+        max_iter=epochs, n_iter_no_change=epochs, random_state=0, n_threads=1,
+        device="cpu", callbacks=[("initial", InitialWeights())],
+    ).fit(X_digits)
+    initial_state = dict(estimator.net_.callbacks_)["initial"].state_
+    codes, losses = plain_loop_codes(X_digits, estimator, initial_state, batch_size, epochs)
+
+    assert np.abs(codes).max() > 0.1  # the loop trained something
+    np.testing.assert_allclose(estimator.transform(X_digits), codes, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(estimator.loss_curve_, losses, rtol=1e-5)
+    # Batch losses and sizes are in the history as skorch's loop records them.
+    first_epoch = estimator.net_.history[0]
+    batch_sizes = [b["train_batch_size"] for b in first_epoch["batches"]]
+    assert batch_sizes == [64] * 6 + [16]
+    batch_losses = [b["train_loss"] for b in first_epoch["batches"]]
+    assert all(isinstance(value, float) for value in batch_losses)
+    assert first_epoch["train_loss"] == pytest.approx(
+        np.average(batch_losses, weights=batch_sizes))
+
+
+@pytest.mark.parametrize("Estimator", [AutoencoderTransformer, DenoisingAutoencoder,
+                                       VAETransformer])
+def test_every_batch_hook_reaches_user_callbacks(Estimator, X_digits):
+    # 400 rows, 80 held out: 10 training and 3 validation batches an epoch.
+    estimator = Estimator(
+        n_components=2, hidden_layer_sizes=(16,), batch_size=32, max_iter=3,
+        n_iter_no_change=3, early_stopping=True, validation_fraction=0.2,
+        random_state=0, n_threads=1, callbacks=[("count", CountCalls())],
+    ).fit(X_digits)
+    calls = dict(estimator.net_.callbacks_)["count"].calls
+    n_params = len(list(estimator.net_.module_.parameters()))
+    assert calls["begin", True] == calls["end", True] == calls["grad", True] == 30
+    assert calls["begin", False] == calls["end", False] == 9
+    assert calls["grad_params"] == 30 * n_params
+    # Training batches ran in train mode, validation batches in eval mode.
+    assert calls["module_training", True] == 30
+    assert calls["module_training", False] == 9
+
+
+def test_replaced_callbacks_get_the_batch_hooks(X_digits):
+    estimator = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(16,), batch_size=100, max_iter=1,
+        random_state=0, n_threads=1, callbacks=[("count", CountCalls())],
+    ).fit(X_digits)
+    net = estimator.net_
+    first = dict(net.callbacks_)["count"]
+    net.callbacks = [("count", CountCalls())]
+    net.initialize_callbacks()
+    net.partial_fit(ArrayDataset(X_digits, (X_digits.shape[1],)))
+    second = dict(net.callbacks_)["count"]
+    assert second is not first
+    assert first.calls["end", True] == 4
+    assert second.calls["end", True] == 4
+
+
+def test_fused_optimizer_when_available_with_fallback(monkeypatch, X_digits):
+    for name in ("adam", "adamw", "sgd"):
+        estimator = AutoencoderTransformer(
+            n_components=2, hidden_layer_sizes=(16,), optimizer=name, max_iter=2,
+            random_state=0, n_threads=1, device="cpu",
+        ).fit(X_digits)
+        optimizer_class = skae._base.OPTIMIZERS[name][0]
+        fused = estimator.net_.optimizer_.defaults.get("fused")
+        assert bool(fused) == supports_fused(optimizer_class, "cpu")
+
+    class NoFusedSGD(torch.optim.SGD):
+        def __init__(self, params, lr, fused=None, **kwargs):
+            if fused:
+                raise RuntimeError("no fused kernels here")
+            super().__init__(params, lr, **kwargs)
+
+    assert supports_fused(NoFusedSGD, "cpu") is False
+    monkeypatch.setitem(skae._base.OPTIMIZERS, "sgd", (NoFusedSGD, {"momentum": 0.9}))
+    estimator = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(16,), optimizer="sgd", max_iter=3,
+        random_state=0, n_threads=1, device="cpu",
+    ).fit(X_digits)
+    assert isinstance(estimator.net_.optimizer_, NoFusedSGD)
+    assert estimator.loss_curve_[-1] < estimator.loss_curve_[0]
+
+
+def test_silent_fit_skips_the_epoch_table_verbose_prints_it(capsys, X_digits):
+    params = dict(n_components=2, hidden_layer_sizes=(16,), max_iter=2, random_state=0,
+                  n_threads=1)
+    silent = AutoencoderTransformer(**params).fit(X_digits)
+    assert "print_log" not in dict(silent.net_.callbacks_)
+    assert capsys.readouterr().out == ""
+    AutoencoderTransformer(**params, verbose=1).fit(X_digits)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and out.count("\n") >= 4
+
+
+def test_convolutional_inference_in_cache_sized_batches(monkeypatch, X_digits):
+    images = X_digits[:50].reshape(-1, 8, 8)
+    estimator = AutoencoderTransformer(
+        n_components=2, architecture="conv", conv_channels=(4, 8), max_iter=2,
+        random_state=0, n_threads=1, device="cpu",
+    ).fit(images)
+    batch_rows = []
+    encode = estimator.net_.module_.encode
+
+    def spy(batch):
+        batch_rows.append(len(batch))
+        return encode(batch)
+
+    monkeypatch.setattr(estimator.net_.module_, "encode", spy)
+    # A budget of 7 rows of 4 maps of 8 x 8 values.
+    monkeypatch.setattr(skae._base, "INFERENCE_CONV_VALUES", 7 * 4 * 64)
+    codes = estimator.transform(images)
+    assert batch_rows == [7] * 7 + [1]
+    module = estimator.net_.module_.eval()
+    with torch.no_grad():
+        expected = encode(torch.from_numpy(images[:, None]))
+    np.testing.assert_allclose(codes, expected.numpy(), rtol=1e-5, atol=1e-6)
