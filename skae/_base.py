@@ -25,11 +25,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.callbacks import Callback, EarlyStopping, PrintLog, ProgressBar
+from skorch.callbacks import Callback, PrintLog, ProgressBar
 
 from ._data import ArrayDataset, FractionSplit
 from ._modules import ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from ._net import AutoencoderNet, LastEpochWeights, StopOnNonFiniteLoss, supports_fused
+from ._net import (
+    AutoencoderNet, ConvergenceMonitor, LastEpochWeights, StopOnNonFiniteLoss, supports_fused,
+)
 from ._runtime import resolve_device, seeded_torch, torch_threads
 
 OPTIMIZERS = {
@@ -385,7 +387,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                              self._activation, self.dropout, self._batch_norm)
         return encoder, decoder
 
-    def _check_common_params(self):
+    def _check_common_params(self, n_samples):
         if self.architecture == "mlp":
             _check_positive_ints("hidden_layer_sizes", self.hidden_layer_sizes, True)
             if self.n_components > self.n_features_in_:
@@ -396,6 +398,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 )
         else:
             _check_positive_ints("conv_channels", self.conv_channels, False)
+        self._check_batch_norm_batches(n_samples)
         for entry in self.callbacks or ():
             callback = entry[1] if isinstance(entry, tuple) and len(entry) == 2 else entry
             if not isinstance(callback, Callback):
@@ -404,6 +407,27 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     f"Callback) pairs, got {entry!r}."
                 )
 
+    def _check_batch_norm_batches(self, n_samples):
+        """BatchNorm needs at least two rows in every training batch."""
+        if not self._batch_norm:
+            return
+        what = ("architecture='conv' (batch_norm=None means True)" if self.batch_norm is None
+                else "batch_norm=True")
+        if self.batch_size < 2:
+            raise ValueError(
+                f"{what} cannot train on batches of one row; raise batch_size "
+                f"(now {self.batch_size}) to 2 or more, or set batch_norm=False."
+            )
+        n_train = n_samples
+        if self.early_stopping:
+            n_train -= max(1, int(round(self.validation_fraction * n_train)))
+        if n_train < 2:
+            raise ValueError(
+                f"{what} cannot train on n_samples={n_train} (1 sample or fewer "
+                "left for training); pass at least 2 training rows or set "
+                "batch_norm=False."
+            )
+
     def _build_net(self, module, n_samples, seed, device):
         optimizer_class, optimizer_defaults = OPTIMIZERS[self.optimizer]
         optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_defaults.items()}
@@ -411,9 +435,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             optimizer_params["optimizer__fused"] = True
         monitor = "valid_loss" if self.early_stopping else "train_loss"
         callbacks = [
-            ("stop_on_non_finite", StopOnNonFiniteLoss()),
             ("last_epoch_weights", LastEpochWeights()),
-            ("convergence", EarlyStopping(
+            ("stop_on_non_finite", StopOnNonFiniteLoss()),
+            ("convergence", ConvergenceMonitor(
                 monitor=monitor, patience=self.n_iter_no_change, threshold=self.tol,
                 threshold_mode="abs", load_best=self.early_stopping,
             )),
@@ -477,7 +501,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
 
     def _fit(self, X):
         X = self._validate_input(X, reset=True)
-        self._check_common_params()
+        self._check_common_params(n_samples=len(X))
         self._check_fit_data(X)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
@@ -539,7 +563,15 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             for start in range(0, len(X), rows):
                 stop = min(start + rows, len(X))
                 batch = dataset.batch(start=start, stop=stop).to(net.device)
-                output[start:stop] = function(module, batch).reshape(stop - start, -1).cpu().numpy()
+                result = function(module, batch).reshape(stop - start, -1)
+                if not torch.isfinite(result).all():
+                    raise ValueError(
+                        f"{type(self).__name__} produced NaN or inf for rows "
+                        f"{start}..{stop - 1}: their values are too large for this "
+                        "model. Scale X the same way as the training data (e.g. "
+                        "with the StandardScaler or MinMaxScaler fitted on it)."
+                    )
+                output[start:stop] = result.cpu().numpy()
         return output
 
     def _as_input_kind(self, X_flat, like_uint8, sample_shape):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import Callback, PassthroughScoring
+from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring
 from skorch.utils import to_tensor
 
 from ._data import BatchIterator
@@ -297,11 +297,34 @@ class StopOnNonFiniteLoss(Callback):
         for name in ("train_loss", "valid_loss"):
             loss = net.history[-1].get(name)
             if loss is not None and not np.isfinite(loss):
-                raise ValueError(
-                    f"Training diverged at epoch {epoch}: the {name.replace('_', ' ')} "
-                    f"is {loss}. Lower learning_rate_init (now {net.lr!r}) or scale "
-                    "the data first (e.g. StandardScaler or MinMaxScaler)."
-                )
+                self._raise(net, epoch, f"the {name.replace('_', ' ')} is {loss}")
+        # The epoch's loss is measured before its last optimizer step, which
+        # can still break the weights: check them too (microseconds).
+        for name, parameter in net.module_.named_parameters():
+            if not torch.isfinite(parameter).all():
+                self._raise(net, epoch, f"the weights {name!r} hold NaN or inf")
+
+    def on_train_end(self, net, X=None, **kwargs):
+        # Without a validation split nothing measured the last step's weights:
+        # run them once on the first training batch.
+        if not len(net.history) or "valid_loss" in net.history[-1] or X is None:
+            return
+        batch = next(iter(net.get_iterator(X, training=False)))
+        net.module_.eval()
+        with torch.no_grad():
+            outputs = net.infer(to_tensor(batch[0], device=net.device))
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        if not all(torch.isfinite(output).all() for output in outputs):
+            self._raise(net, net.history[-1, "epoch"],
+                        "after its last step the model outputs NaN or inf")
+
+    @staticmethod
+    def _raise(net, epoch, what):
+        raise ValueError(
+            f"Training diverged at epoch {epoch}: {what}. Lower learning_rate_init "
+            f"(now {net.lr!r}) or scale the data first (e.g. StandardScaler or "
+            "MinMaxScaler)."
+        )
 
 
 class LastEpochWeights(Callback):
@@ -315,10 +338,14 @@ class LastEpochWeights(Callback):
 
     def on_train_begin(self, net, **kwargs):
         self.interrupted_ = False
-        self.state_ = None
+        # Interrupted in the first epoch: go back to the weights training began with.
+        self._save(net)
+
+    def _save(self, net):
+        self.state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
 
     def on_epoch_end(self, net, **kwargs):
-        self.state_ = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+        self._save(net)
 
     def on_train_end(self, net, **kwargs):
         if net.history and "train_loss" not in net.history[-1]:
@@ -327,3 +354,15 @@ class LastEpochWeights(Callback):
             if self.state_ is not None:
                 net.module_.load_state_dict(self.state_)
         self.state_ = None
+
+
+class ConvergenceMonitor(EarlyStopping):
+    """skorch's :class:`~skorch.callbacks.EarlyStopping`, safe when no epoch finished.
+
+    skorch's version reads the last epoch of the history at the end of
+    training, which fails when training was interrupted in the first epoch.
+    """
+
+    def on_train_end(self, net, **kwargs):
+        if len(net.history):
+            super().on_train_end(net, **kwargs)

@@ -107,11 +107,6 @@ def test_failed_refit_keeps_the_previous_model(cls, X_standardized):
     np.testing.assert_array_equal(est.transform(X_standardized), codes)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug reported to the lead: StopOnNonFiniteLoss checks the epoch's loss, which "
-    "is computed before the epoch's last optimizer step; when that step makes the "
-    "weights inf/NaN (here max_iter=1 and one batch), fit returns a model whose "
-    "score is NaN"))
 def test_last_step_that_breaks_the_weights_is_caught(X_standardized):
     est = AutoencoderTransformer(**{**SMALL, "batch_size": 512}, optimizer="sgd",
                                  learning_rate_init=1e35, max_iter=1)
@@ -149,9 +144,6 @@ def test_interrupt_in_the_first_epoch_leaves_a_usable_model(X):
     assert np.isfinite(est.transform(X)).all()
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "bug reported to the lead: LastEpochWeights empties the history, then skorch's "
-    "EarlyStopping(load_best=True).on_train_end reads net.history[-1] and raises"))
 def test_interrupt_in_the_first_epoch_with_early_stopping(X):
     est = AutoencoderTransformer(**SMALL, max_iter=10, early_stopping=True,
                                  callbacks=[Interrupt(1, "batch")])
@@ -227,9 +219,6 @@ def test_bernoulli_on_unscaled_columns_says_to_scale(millions):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason=(
-    "bug reported to the lead: _map_batches returns NaN codes/scores when finite "
-    "float32 inputs overflow inside the network; it should raise a ValueError"))
 @pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
 def test_inputs_that_overflow_the_network_never_give_silent_nan(cls, X_standardized):
     est = _quiet_fit(cls(**SMALL, max_iter=1), X_standardized[:, :5])
@@ -242,9 +231,6 @@ def test_inputs_that_overflow_the_network_never_give_silent_nan(cls, X_standardi
         assert not np.isnan(output).any(), method
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug reported to the lead: BatchNorm on a batch of one row raises torch's "
-    "'Expected more than 1 value per channel' instead of naming batch_norm/batch_size"))
 def test_batch_norm_on_a_single_row_names_the_parameter():
     with pytest.raises(ValueError, match="batch_norm"):
         AutoencoderTransformer(n_components=1, hidden_layer_sizes=(3,), batch_norm=True,
