@@ -8,7 +8,7 @@ SKAE_DATA ?= $(abspath ../shared/data)
 export SKAE_DATA
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench bench-speed bench-denoise clean
+.PHONY: demo test test-slow bench bench-speed bench-denoise figures clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
+	# UMAP and openTSNE join the full profile.
+	$(BIN)/python -m pip install --quiet -e ".[full-benchmarks]"
 	$(BIN)/python -m benchmarks run --profile full
+
+figures: $(BIN)/.installed
+	$(BIN)/python benchmarks/make_figures.py
 
 bench-speed: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_speed.py

@@ -510,6 +510,21 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             net = self._build_net(module, len(X), seed, device)
             net.fit(ArrayDataset(X, self._module_input_shape))
         self._set_training_results(net)
+        self._code_range = self._training_code_range(X)
+
+    def _training_code_range(self, X, n_rows=2000):
+        """1st and 99th percentiles of each code over up to ``n_rows`` training rows.
+
+        Gives plots of the code space (``plot_latent_grid``) a default extent.
+        """
+        rows = np.unique(np.linspace(0, len(X) - 1, min(n_rows, len(X))).astype(np.intp))
+        try:
+            codes = self._map_batches(X[rows], lambda module, batch: module.encode(batch),
+                                      self.n_components)
+        except ValueError:  # codes that overflow: no range to offer
+            return None
+        low, high = np.percentile(codes, [1, 99], axis=0)
+        return [(float(a), float(b)) for a, b in zip(low, high)]
 
     def _set_training_results(self, net):
         callbacks = dict(net.callbacks_)

@@ -18,14 +18,19 @@ heatmaps or line plots of its features.
 
 from collections.abc import Mapping
 from numbers import Integral
+from pathlib import Path
 
 import numpy as np
+import torch
+from skorch.callbacks import Callback
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._data import ArrayDataset
 from ._vae import VAETransformer
 
 __all__ = [
+    "ReconstructionSnapshots",
     "plot_interpolation",
     "plot_latent_grid",
     "plot_latent_space",
@@ -394,8 +399,9 @@ def plot_latent_grid(estimator, n=15, extent=None, *, X=None, ax=None):
         ``(x_low, x_high, y_low, y_high)``; tiles are centred on the grid
         from ``low`` to ``high``. None means the range of the codes of ``X``
         when given, else (-3, 3) for a :class:`~skae.VAETransformer` (three
-        standard deviations of its standard normal prior). Other models need
-        ``extent`` or ``X``: their codes have no fixed scale.
+        standard deviations of its standard normal prior), and for other
+        models the range of their training codes (1st to 99th percentile of
+        up to 2,000 training rows, recorded by ``fit``).
     X : array-like or image array, default=None
         Samples (e.g. the training data) whose codes' range sets ``extent``.
     ax : matplotlib.axes.Axes, default=None
@@ -458,6 +464,9 @@ def _grid_extent(estimator, extent, X):
             extent = (low[0], high[0], low[1], high[1])
         elif isinstance(estimator, VAETransformer):
             extent = (-3.0, 3.0)
+        elif getattr(estimator, "_code_range", None) is not None:
+            (x_low, x_high), (y_low, y_high) = estimator._code_range[:2]
+            extent = (x_low, x_high, y_low, y_high)
         else:
             raise ValueError(
                 f"{type(estimator).__name__}'s codes have no fixed scale: pass "
@@ -609,3 +618,123 @@ def plot_loss_curve(estimator, *, ax=None):
     ax.legend(fontsize="small")
     ax.set_title(f"{type(estimator).__name__}: training history")
     return figure
+
+
+# ----------------------------------------------------------------------
+# While training
+# ----------------------------------------------------------------------
+class ReconstructionSnapshots(Callback):
+    """skorch callback: save originals over reconstructions as PNGs while training.
+
+    The tutorials save such a grid every few epochs to watch the
+    reconstructions sharpen; pass this callback to any skae estimator.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Folder for the PNG files (created if missing), one per snapshot,
+        named ``reconstructions_epoch{epoch:03d}.png``.
+    X : array-like or image array, default=None
+        Samples to reconstruct (e.g. a few test images), of the kind the
+        estimator is fitted on. None uses the first ``n`` training rows.
+    n : int, default=10
+        Number of samples shown.
+    every : int, default=1
+        Save after every ``every``-th epoch (and after the last one).
+    image_shape : tuple of int, default=None
+        ``(C, H, W)`` or ``(H, W)`` of the samples. None takes it from the
+        convolutional network's input, else from ``X`` when it is an image
+        array; flat rows of an MLP need it.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import AutoencoderTransformer
+    >>> from skae.plotting import ReconstructionSnapshots
+    >>> X = load_digits().images[:200] / 16.0
+    >>> snapshots = ReconstructionSnapshots("snapshots", X=X[:8], every=5)
+    >>> ae = AutoencoderTransformer(max_iter=10, callbacks=[snapshots])
+    >>> ae = ae.fit(X)  # doctest: +SKIP
+    """
+
+    def __init__(self, directory, X=None, n=10, every=1, image_shape=None):
+        self.directory = directory
+        self.X = X
+        self.n = n
+        self.every = every
+        self.image_shape = image_shape
+
+    def on_train_begin(self, net, X=None, **kwargs):
+        _check_int(self.n, "n", 1)
+        _check_int(self.every, "every", 1)
+        _new_figure(None, (1, 1))  # fails early when matplotlib is missing
+        module_input_shape = X.sample_shape
+        samples = X.batch(start=0, stop=self.n) if self.X is None else self._samples(
+            module_input_shape)
+        self._samples_tensor = samples
+        self._tile_shape = self._find_image_shape(module_input_shape)
+        self._epochs_done = 0
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+
+    def _samples(self, module_input_shape):
+        samples = np.asarray(_head(self.X, self.n))
+        rows = samples.reshape(len(samples), -1)
+        rows = rows if rows.dtype == np.uint8 else rows.astype(np.float32)
+        if rows.shape[1] != int(np.prod(module_input_shape)):
+            raise ValueError(
+                f"ReconstructionSnapshots: X has {rows.shape[1]} values per sample but "
+                f"the model takes {int(np.prod(module_input_shape))}; pass samples of "
+                "the kind the estimator is fitted on."
+            )
+        return ArrayDataset(rows, module_input_shape).batch(start=0, stop=len(rows))
+
+    def _find_image_shape(self, module_input_shape):
+        shape = self.image_shape
+        if shape is None and len(module_input_shape) == 3:
+            shape = module_input_shape
+        if shape is None and self.X is not None and np.ndim(self.X) in (3, 4):
+            shape = np.shape(self.X)[1:]
+        if shape is None:
+            raise ValueError(
+                "ReconstructionSnapshots draws images but the model takes flat rows: "
+                "pass image_shape=(H, W) or (C, H, W), or X as an image array."
+            )
+        shape = tuple(int(v) for v in shape)
+        shape = (1, *shape) if len(shape) == 2 else shape
+        if int(np.prod(shape)) != int(np.prod(module_input_shape)):
+            raise ValueError(
+                f"ReconstructionSnapshots: image_shape={self.image_shape!r} does not "
+                f"hold the model's {int(np.prod(module_input_shape))} values per sample."
+            )
+        return shape
+
+    def on_epoch_end(self, net, **kwargs):
+        self._epochs_done += 1
+        if self._epochs_done % self.every == 0:
+            self._save(net)
+
+    def on_train_end(self, net, **kwargs):
+        if getattr(self, "_epochs_done", 0) % self.every and len(net.history):
+            self._save(net)
+        self._samples_tensor = None
+
+    def _save(self, net):
+        module = net.module_
+        was_training = module.training
+        module.eval()
+        with torch.no_grad():
+            batch = self._samples_tensor.to(net.device)
+            decoded = module.decode(module.encode(batch)).cpu().numpy()
+        module.train(was_training)
+        originals = self._samples_tensor.cpu().numpy()
+        value_range = _value_range(originals)
+        rows = [list(_tiles(originals, self._tile_shape, value_range)),
+                list(_tiles(decoded, self._tile_shape, value_range))]
+        height = rows[0][0].shape[0]
+        figure, ax = _new_figure(None, (max(4.0, 0.9 * len(originals)), 2.4))
+        _show_mosaic(ax, _mosaic(rows, max(1, height // 14)))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        epoch = net.history[-1, "epoch"]
+        ax.set_title(f"epoch {epoch}: originals over reconstructions")
+        figure.savefig(Path(self.directory) / f"reconstructions_epoch{epoch:03d}.png")

@@ -1,6 +1,8 @@
 """skae.plotting: every figure renders headless to a real PNG, and the promised errors."""
 
+import pickle
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from skae import AutoencoderTransformer, VAETransformer  # noqa: E402
 from skae.plotting import (  # noqa: E402
+    ReconstructionSnapshots,
     plot_interpolation,
     plot_latent_grid,
     plot_latent_space,
@@ -183,11 +186,31 @@ def test_latent_grid_extent_from_codes_or_given(ae_images, digits):
                                [-0.25, 1.25, -3, 3])
 
 
+def test_latent_grid_defaults_to_the_training_codes(ae_images, digits, tmp_path):
+    """Without X or extent, the grid spans the 1st-99th percentiles of the training codes."""
+    codes = ae_images.transform(digits[0])
+    figure = plot_latent_grid(ae_images, n=5)
+    assert_png(figure, tmp_path / "grid.png")
+    left, right, bottom, top = figure.axes[0].get_images()[0].get_extent()
+    (x_low, y_low), (x_high, y_high) = np.percentile(codes, [1, 99], axis=0)
+    step_x, step_y = (x_high - x_low) / 4, (y_high - y_low) / 4
+    np.testing.assert_allclose([left + step_x / 2, right - step_x / 2, bottom + step_y / 2,
+                                top - step_y / 2], [x_low, x_high, y_low, y_high], rtol=1e-4)
+    # Inside the range of the codes, not the extremes.
+    assert codes[:, 0].min() <= x_low < x_high <= codes[:, 0].max()
+
+
+def test_latent_grid_needs_an_extent_when_none_was_recorded(ae_images):
+    """Models saved before the training range was recorded ask for extent or X."""
+    model = pickle.loads(pickle.dumps(ae_images))
+    del model._code_range
+    with pytest.raises(ValueError, match="codes have no fixed scale: pass extent"):
+        plot_latent_grid(model)
+
+
 def test_latent_grid_errors(ae_images, ae_rows, digits):
     with pytest.raises(ValueError, match="n_components=3; fit it with n_components=2"):
         plot_latent_grid(ae_rows, extent=(-1, 1))
-    with pytest.raises(ValueError, match="codes have no fixed scale: pass extent"):
-        plot_latent_grid(ae_images)
     with pytest.raises(ValueError, match=r"extent=\(1, 0\) must be"):
         plot_latent_grid(ae_images, extent=(1, 0))
     with pytest.raises(ValueError, match="n=1 must be an int of at least 2"):
@@ -280,3 +303,51 @@ def test_missing_matplotlib_says_how_to_install(name, ae_images, digits, monkeyp
 def test_unfitted_estimator(name, digits):
     with pytest.raises(NotFittedError):
         CALLS[name](AutoencoderTransformer(), digits[0])
+
+
+# ----------------------------------------------------------------------
+# ReconstructionSnapshots: grids saved while training
+# ----------------------------------------------------------------------
+@pytest.mark.parametrize("cls, architecture", [(AutoencoderTransformer, "conv"),
+                                               (VAETransformer, "mlp")])
+def test_snapshots_are_written_every_few_epochs_and_at_the_end(cls, architecture, digits,
+                                                                tmp_path):
+    images = digits[0]
+    snapshots = ReconstructionSnapshots(tmp_path / "snaps", X=images[:6], every=2)
+    est = cls(n_components=2, architecture=architecture, callbacks=[snapshots],
+              **{**SMALL, "max_iter": 3, "tol": 0.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(images)
+    files = sorted(path.name for path in (tmp_path / "snaps").iterdir())
+    assert files == ["reconstructions_epoch002.png", "reconstructions_epoch003.png"]
+    picture = matplotlib.image.imread(tmp_path / "snaps" / files[-1])
+    assert picture.ndim == 3 and picture.shape[0] > 50
+    # Snapshots leave training alone: the same fit without them gives the same codes.
+    plain = cls(n_components=2, architecture=architecture, **{**SMALL, "max_iter": 3, "tol": 0.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain.fit(images)
+    np.testing.assert_array_equal(est.transform(images), plain.transform(images))
+
+
+def test_snapshots_of_flat_rows_use_image_shape_and_uint8_training_rows(tmp_path):
+    X = (load_digits().data[:300] * 16).astype(np.uint8)      # flat uint8 rows
+    snapshots = ReconstructionSnapshots(tmp_path, n=4, image_shape=(8, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        AutoencoderTransformer(callbacks=[snapshots], **{**SMALL, "max_iter": 1}).fit(X)
+    assert [path.name for path in tmp_path.iterdir()] == ["reconstructions_epoch001.png"]
+
+
+def test_snapshots_errors_say_what_to_pass(digits, tmp_path):
+    flat = digits[1]
+    with pytest.raises(ValueError, match="pass image_shape"):
+        AutoencoderTransformer(callbacks=[ReconstructionSnapshots(tmp_path)],
+                               **SMALL).fit(flat)
+    with pytest.raises(ValueError, match="X has 10 values per sample but the model takes 64"):
+        AutoencoderTransformer(callbacks=[ReconstructionSnapshots(tmp_path, X=np.ones((2, 10)))],
+                               **SMALL).fit(digits[0])
+    with pytest.raises(ValueError, match="every=0 must be an int of at least 1"):
+        AutoencoderTransformer(callbacks=[ReconstructionSnapshots(tmp_path, every=0)],
+                               **SMALL).fit(digits[0])
