@@ -158,6 +158,31 @@ COMMON_ATTRIBUTES_DOC = """
         Number of epochs run."""
 
 
+def _reject_unusable_input(X):
+    """Clear errors for input that scikit-learn's checks reject obscurely or convert silently."""
+    if X is None:
+        raise TypeError(
+            "X is None; pass a 2-D array-like or DataFrame of shape (n_samples, "
+            "n_features), or an image array (n, H, W) or (n, C, H, W)."
+        )
+    dtypes = list(X.dtypes) if hasattr(X, "iloc") and hasattr(X, "dtypes") else [
+        getattr(X, "dtype", None)]
+    if hasattr(X, "iloc") and getattr(X, "ndim", 2) == 2 and X.shape[1] == 0:
+        raise ValueError(
+            f"X is a DataFrame with 0 columns (shape {X.shape}); pass at least one "
+            "numeric column."
+        )
+    # Dates and durations would silently become nanoseconds since 1970.
+    if any(getattr(dtype, "kind", None) in ("M", "m") for dtype in dtypes):
+        columns = ([str(name) for name, dtype in X.dtypes.items() if dtype.kind in "Mm"]
+                   if hasattr(X, "iloc") else None)
+        where = f" (columns {columns})" if columns else ""
+        raise TypeError(
+            f"X holds dates or durations{where}; skae needs numbers. Turn them into "
+            "numeric features first (e.g. day of year, or seconds since a reference)."
+        )
+
+
 def fill_doc(cls):
     """Insert the shared parameter and attribute docs into a class docstring."""
     cls.__doc__ = cls.__doc__.replace(
@@ -284,6 +309,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         after. Only numpy uint8 arrays stay uint8 (8-bit images, scaled to
         [0, 1] batch by batch); everything else becomes float32.
         """
+        _reject_unusable_input(X)
         sample_shape = None
         if not (sp.issparse(X) or hasattr(X, "iloc") or hasattr(X, "__dataframe__")):
             if not hasattr(X, "ndim"):

@@ -294,3 +294,37 @@ def test_same_random_state_gives_bit_identical_codes_in_a_fresh_process(X, tmp_p
             cls_name, kind = name.rsplit("_", 1)
             cls = next(c for c in ESTIMATORS if c.__name__ == cls_name)
             np.testing.assert_array_equal(codes[name], _codes(cls, kind, X), err_msg=name)
+
+
+# ----------------------------------------------------------------------
+# Input that scikit-learn's checks reject obscurely or would convert silently
+# ----------------------------------------------------------------------
+def _unusable_inputs():
+    pd = pytest.importorskip("pandas")
+    dates = pd.date_range("2020-01-01", periods=40)
+    return {
+        "None": (None, TypeError, "X is None; pass a 2-D array-like"),
+        "date column": (pd.DataFrame({"when": dates, "x": np.arange(40.0)}), TypeError,
+                        r"dates or durations \(columns \['when'\]\)"),
+        "tz-aware dates only": (pd.DataFrame({"when": dates.tz_localize("UTC"),
+                                              "other": dates.tz_localize("UTC")}),
+                                TypeError, "dates or durations"),
+        "durations": (pd.DataFrame({"d": pd.to_timedelta(np.arange(40), "s"),
+                                    "x": np.arange(40.0)}), TypeError, "dates or durations"),
+        "datetime64 array": (np.asarray(dates).reshape(20, 2), TypeError,
+                             "skae needs numbers"),
+        "frame without columns": (pd.DataFrame(index=range(40)), ValueError,
+                                  "DataFrame with 0 columns"),
+    }
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("case", ["None", "date column", "tz-aware dates only", "durations",
+                                  "datetime64 array", "frame without columns"])
+def test_unusable_input_gets_a_clear_error_in_fit_and_transform(cls, case, X):
+    data, error, message = _unusable_inputs()[case]
+    with pytest.raises(error, match=message):
+        cls(**SMALL, max_iter=1).fit(data)
+    fitted = _quiet_fit(cls(**SMALL, max_iter=1), X[:, :2])
+    with pytest.raises(error, match=message):
+        fitted.transform(data)
