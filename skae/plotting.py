@@ -136,6 +136,19 @@ def _show_mosaic(ax, mosaic, **kwargs):
     return image
 
 
+def _show_reconstruction_mosaic(ax, originals, reconstructions, image_shape):
+    """Originals in the top row, reconstructions below, on the originals' gray scale."""
+    value_range = _value_range(originals)
+    rows = [list(_tiles(originals, image_shape, value_range)),
+            list(_tiles(reconstructions, image_shape, value_range))]
+    height = rows[0][0].shape[0]
+    pad = max(1, height // 14)
+    _show_mosaic(ax, _mosaic(rows, pad))
+    ax.set_xticks([])
+    ax.set_yticks([height / 2 - 0.5, height + pad + height / 2 - 0.5],
+                  ["original", "reconstruction"])
+
+
 def _one_sample(estimator, x, name):
     """One sample as a batch of one, shaped as the estimator was fitted."""
     x = np.asarray(x)
@@ -196,15 +209,7 @@ def plot_reconstructions(estimator, X, n=10, *, ax=None):
     originals = np.asarray(X_head)
     reconstructions = np.asarray(estimator.reconstruct(X_head))
     if image_shape is not None:
-        value_range = _value_range(originals)
-        rows = [list(_tiles(originals, image_shape, value_range)),
-                list(_tiles(reconstructions, image_shape, value_range))]
-        height = rows[0][0].shape[0]
-        pad = max(1, height // 14)
-        _show_mosaic(ax, _mosaic(rows, pad))
-        ax.set_xticks([])
-        ax.set_yticks([height / 2 - 0.5, height + pad + height / 2 - 0.5],
-                      ["original", "reconstruction"])
+        _show_reconstruction_mosaic(ax, originals, reconstructions, image_shape)
     else:
         originals = originals.reshape(len(originals), -1).astype(np.float64)
         reconstructions = reconstructions.reshape(len(originals), -1)
@@ -651,10 +656,14 @@ class ReconstructionSnapshots(Callback):
     >>> from sklearn.datasets import load_digits
     >>> from skae import AutoencoderTransformer
     >>> from skae.plotting import ReconstructionSnapshots
+    >>> import os, tempfile
     >>> X = load_digits().images[:200] / 16.0
-    >>> snapshots = ReconstructionSnapshots("snapshots", X=X[:8], every=5)
-    >>> ae = AutoencoderTransformer(max_iter=10, callbacks=[snapshots])
-    >>> ae = ae.fit(X)  # doctest: +SKIP
+    >>> folder = tempfile.mkdtemp()
+    >>> snapshots = ReconstructionSnapshots(folder, X=X[:8], every=5)
+    >>> ae = AutoencoderTransformer(hidden_layer_sizes=(32,), max_iter=10, tol=0.0,
+    ...                             callbacks=[snapshots], random_state=0).fit(X)
+    >>> sorted(os.listdir(folder))
+    ['reconstructions_epoch005.png', 'reconstructions_epoch010.png']
     """
 
     def __init__(self, directory, X=None, n=10, every=1, image_shape=None):
@@ -727,14 +736,8 @@ class ReconstructionSnapshots(Callback):
             decoded = module.decode(module.encode(batch)).cpu().numpy()
         module.train(was_training)
         originals = self._samples_tensor.cpu().numpy()
-        value_range = _value_range(originals)
-        rows = [list(_tiles(originals, self._tile_shape, value_range)),
-                list(_tiles(decoded, self._tile_shape, value_range))]
-        height = rows[0][0].shape[0]
         figure, ax = _new_figure(None, (max(4.0, 0.9 * len(originals)), 2.4))
-        _show_mosaic(ax, _mosaic(rows, max(1, height // 14)))
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _show_reconstruction_mosaic(ax, originals, decoded, self._tile_shape)
         epoch = net.history[-1, "epoch"]
         ax.set_title(f"epoch {epoch}: originals over reconstructions")
         figure.savefig(Path(self.directory) / f"reconstructions_epoch{epoch:03d}.png")
