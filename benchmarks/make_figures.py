@@ -59,8 +59,11 @@ def main(argv=None):
         start = time.perf_counter()
         model.fit(X_train)
         seconds = time.perf_counter() - start
-        lines.append(f"- {name}: fit {seconds:.0f} s, {model.n_iter_} epochs, "
-                     f"test reconstruction MSE {-model.score(X_test):.4f}")
+        # score is the negative reconstruction MSE for an AE, the ELBO for a VAE.
+        quality = (f"negative ELBO per test image {-model.score(X_test):.1f} nats"
+                   if isinstance(model, VAETransformer)
+                   else f"test reconstruction MSE {-model.score(X_test):.4f}")
+        lines.append(f"- {name}: fit {seconds:.0f} s, {model.n_iter_} epochs, {quality}")
 
     ae, vae = models["conv_ae"], models["vae"]
     figures = {
