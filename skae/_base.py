@@ -10,6 +10,7 @@ parameters.
 import copy
 import math
 import warnings
+from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import numpy as np
@@ -158,6 +159,39 @@ COMMON_ATTRIBUTES_DOC = """
         Number of epochs run."""
 
 
+def _finite_input_hook(layer, inputs, output):
+    """Forward hook on an encoder's first Linear layer: refuse NaN and inf input.
+
+    A NaN or inf anywhere in an input row makes every output of a Linear
+    layer for that row NaN or inf (NaN * w and inf * 0 are NaN, inf * w is
+    inf), so the sum of the layer's first output column, one number per
+    row, is a cheap screen; only a non-finite sum (which a finite overflow
+    can also give) pays for the exact check of the input batch.
+    """
+    if not torch.isfinite(output[:, 0].sum()):
+        if not torch.isfinite(inputs[0]).all():
+            raise ValueError(
+                "Input X contains NaN, infinity or a value too large for "
+                "dtype('float32'); remove or impute those values first (e.g. "
+                "with sklearn.impute.SimpleImputer)."
+            )
+
+
+@contextmanager
+def _finite_input_check(module):
+    """Inside the block, ``module``'s encoder refuses NaN and inf input.
+
+    Hooks :func:`_finite_input_hook` onto the encoder's first Linear layer.
+    """
+    first_layer = next(layer for layer in module.encoder.modules()
+                       if isinstance(layer, torch.nn.Linear))
+    hook = first_layer.register_forward_hook(_finite_input_hook)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
 def _reject_unusable_input(X):
     """Clear errors for input that scikit-learn's checks reject obscurely or convert silently."""
     if X is None:
@@ -301,7 +335,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------
     # Input handling
     # ------------------------------------------------------------------
-    def _validate_input(self, X, reset):
+    def _validate_input(self, X, reset, ensure_all_finite=True):
         """Return X as a 2-D uint8 or float32 array; learn or check its shape.
 
         Image arrays (n, H, W) or (n, C, H, W) are flattened to rows (a view
@@ -326,7 +360,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         keep_uint8 = isinstance(X, np.ndarray) and X.dtype == np.uint8
         X = validate_data(
             self, X, reset=reset, dtype=np.uint8 if keep_uint8 else np.float32,
-            ensure_all_finite=True,
+            ensure_all_finite=ensure_all_finite,
         )
         if reset:
             self._learn_input_shape(X, sample_shape)
@@ -586,10 +620,14 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
     # ------------------------------------------------------------------
     # Inference
     # ------------------------------------------------------------------
-    def _map_batches(self, X, function, n_outputs, sample_shape=None):
+    def _map_batches(self, X, function, n_outputs, sample_shape=None,
+                     check_finite_input=False):
         """Apply ``function`` to batches of X on the net's device; stack as float32.
 
-        Only one batch of activations is alive at a time.
+        Only one batch of activations is alive at a time. With
+        ``check_finite_input``, NaN and inf in X are caught batch by batch on
+        the first layer's output (see ``_finite_input_hook``) instead of by a
+        separate pass over X.
         """
         net = self.net_
         module = net.module_
@@ -600,7 +638,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         if self.architecture == "conv":
             widest = self.conv_channels[0] * math.prod(self.input_shape_[1:])
             rows = max(1, min(rows, INFERENCE_CONV_VALUES // widest))
-        with torch_threads(self.n_threads), torch.inference_mode():
+        input_check = _finite_input_check(module) if check_finite_input else nullcontext()
+        with torch_threads(self.n_threads), torch.inference_mode(), input_check:
             for start in range(0, len(X), rows):
                 stop = min(start + rows, len(X))
                 batch = dataset.batch(start=start, stop=stop).to(net.device)
@@ -637,8 +676,11 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             Deterministic codes (the posterior mean for a VAE).
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
-        return self._map_batches(X, lambda module, batch: module.encode(batch), self.n_components)
+        # The MLP's first layer reveals NaN and inf for free; the conv one does not.
+        mlp = self.architecture == "mlp"
+        X = self._validate_input(X, reset=False, ensure_all_finite=not mlp)
+        return self._map_batches(X, lambda module, batch: module.encode(batch),
+                                 self.n_components, check_finite_input=mlp)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.

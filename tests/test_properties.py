@@ -450,6 +450,9 @@ def _fitted_expectation(X, expected):
         n_features = math.prod(X.shape[1:])
     if expected is None and n_features is not None and n_features != 3:
         return "expecting 3 features"
+    if expected in ("contains NaN", "infinity or a value too large"):
+        # transform checks finiteness while encoding, after the width.
+        return f"{expected}|expecting 3 features"
     if expected is None and isinstance(X, (pd.DataFrame, list)):
         return "any"  # other columns or widths: the model cannot use them
     return expected

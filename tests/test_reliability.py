@@ -231,6 +231,25 @@ def test_inputs_that_overflow_the_network_never_give_silent_nan(cls, X_standardi
         assert not np.isnan(output).any(), method
 
 
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_transform_finds_one_non_finite_value_in_a_later_batch(cls, value, X):
+    """transform checks finiteness batch by batch: a value deep in X is found.
+
+    -inf in one pixel can become all zeros after the first ReLU; a check of the
+    codes alone would miss it.
+    """
+    est = _quiet_fit(cls(**SMALL, max_iter=1), X)
+    rows = np.tile(X, (10, 1))  # 3,000 rows: several inference batches
+    rows[2500, 7] = value
+    for method in ("transform", "reconstruct", "score_samples", "score"):
+        with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
+            getattr(est, method)(rows)
+    assert not est.net_.module_.encoder.hidden[0]._forward_hooks, "the check's hook stayed"
+    rows[2500, 7] = 0.5
+    np.testing.assert_array_equal(est.transform(rows)[:300], est.transform(X))
+
+
 def test_batch_norm_on_a_single_row_names_the_parameter():
     with pytest.raises(ValueError, match="batch_norm"):
         AutoencoderTransformer(n_components=1, hidden_layer_sizes=(3,), batch_norm=True,
