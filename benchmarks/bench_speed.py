@@ -44,9 +44,11 @@ spell of a shared machine hits all of them. An epoch's time is measured by
 a callback from ``on_epoch_begin`` to ``on_epoch_end`` (it runs after skae's
 own callbacks, so it covers the whole epoch); per-fit overhead is the fit's
 time minus its epochs (validation, building the module, the first batch's
-lazy set-up). Ratios are medians over repetitions of the paired ratio
-contender / best hand loop, the faster of ``hand`` and ``hand gather`` in
-the same repetition; wall-clock (``perf_counter``) is the
+lazy set-up). The reference is the best hand loop: of ``hand`` and ``hand
+gather``, the one with the lower median epoch time (taking the faster of
+the two in each repetition instead would favour the reference, since the
+minimum of two noisy times is biased low). Ratios are medians over
+repetitions of the paired ratio contender / best hand loop; wall-clock (``perf_counter``) is the
 headline, process CPU time is shown too because on a busy machine it is
 less noisy for one thread. Achieved GFLOP/s counts the matmul and
 convolution FLOPs of one training step (``torch.utils.flop_counter``) per
@@ -75,7 +77,9 @@ Usage
         [--out-dir DIR]
 
 ``--quick`` (about 2 minutes) uses 10,000 Fashion-MNIST rows, 3 repetitions
-and fewer epochs; the default run takes about 9 minutes on 2 idle cores. Run
+and fewer epochs; the default run (7 repetitions) takes about 12 minutes on
+2 idle cores. The report gives the share of CPU time that other processes
+used, and that the hypervisor stole, during the run. Run
 it on a quiet machine: other busy processes make timings noisy, and
 multi-thread runs then slow down several-fold (OpenMP threads wait for each
 other). Outputs in ``benchmarks/results/speed/``: ``speed.md`` (tables and
@@ -392,11 +396,9 @@ def bench_training(args, cases, n_threads, peak, log):
             for name in names[shift:] + names[:shift]:
                 runs[name].append(contenders[name]())
         flops_per_row = training_flops_per_row(template, X.shape[1:], case["batch_size"])
-        # The reference of each repetition is the faster of the two hand loops.
-        best_hand = [
-            {key: [min(median(a[key]), median(b[key]))] for key in ("epoch_wall", "epoch_cpu")}
-            for a, b in zip(runs["hand"], runs["hand gather"])
-        ]
+        # The reference is the hand loop with the lower median epoch time.
+        best_hand = runs[min(("hand", "hand gather"), key=lambda name: median(
+            [median(run["epoch_wall"]) for run in runs[name]]))]
         for name in names:
             summary = summarise(runs[name], flops_per_row, len(X), peak)
             summary.update(
@@ -607,6 +609,43 @@ def bench_memory(args, n_threads, log):
 # ----------------------------------------------------------------------
 # Report
 # ----------------------------------------------------------------------
+def cpu_counters():
+    """(busy, steal, total) jiffies of the whole machine, and this process's CPU seconds.
+
+    Linux ``/proc/stat``; None elsewhere. The process's time includes its
+    waited-for children (the memory measurements).
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = fields[3] + fields[4]  # idle, iowait
+    steal = fields[7] if len(fields) > 7 else 0
+    total = sum(fields[:8])
+    times = os.times()
+    own = times.user + times.system + times.children_user + times.children_system
+    return {"busy": total - idle - steal, "steal": steal, "total": total, "own_s": own}
+
+
+def cpu_sharing(start, end):
+    """Fractions of the machine's CPU time that others used, or the hypervisor stole.
+
+    ``others``: busy time not spent by this benchmark, over all cores'
+    time; ``steal``: time a virtual machine's cores waited for the host.
+    Either above a few percent means the timings are noisy.
+    """
+    if start is None or end is None:
+        return None
+    hertz = os.sysconf("SC_CLK_TCK")
+    total = end["total"] - start["total"]
+    own = (end["own_s"] - start["own_s"]) * hertz
+    return {
+        "others": max(0.0, (end["busy"] - start["busy"] - own) / total),
+        "steal": (end["steal"] - start["steal"]) / total,
+    }
+
+
 def environment(args, data_source):
     try:
         affinity = sorted(os.sched_getaffinity(0))
@@ -645,11 +684,16 @@ def _fmt(value, digits=3):
 def markdown(env, peaks, training, encoding, memory):
     lines = ["# skae speed against a hand-written PyTorch loop", ""]
     lines += [f"- **{key}**: {value}" for key, value in env.items()]
-    busiest = max(env["load_average_at_start"][0], env["load_average_at_end"][0])
-    if busiest > 0.5:
-        lines += ["", f"**Warning**: load average up to {busiest:.1f} during the run: other "
-                  "processes shared the cores, so single repetitions vary by 10-20% and "
-                  "the ratios by several percent. Re-run on a quiet machine."]
+    sharing = env.get("cpu_time_used_by_others")
+    if sharing and (sharing["others"] > 0.03 or sharing["steal"] > 0.02):
+        lines += ["", f"**Warning**: other processes used {sharing['others']:.0%} and the "
+                  f"hypervisor stole {sharing['steal']:.0%} of the cores' time during the run, "
+                  "so single repetitions vary by 10-20% and the ratios by several percent. "
+                  "Re-run on a quiet machine."]
+    elif env["load_average_at_start"][0] > 0.5:
+        lines += ["", f"**Warning**: load average {env['load_average_at_start'][0]:.1f} at the "
+                  "start: other processes were running; the ratios may carry several "
+                  "percent of noise."]
     lines += ["", "Matmul peak (2048 x 2048 float32, best of 7): " + ", ".join(
         f"{peak:.1f} GFLOP/s with {n} thread(s)" for n, peak in peaks.items()), ""]
     lines += [
@@ -680,7 +724,8 @@ def markdown(env, peaks, training, encoding, memory):
     lines += [
         "## Training: one epoch", "",
         "Ratios are medians over the repetitions of the paired ratio contender / the "
-        "faster hand loop of the same repetition. `overhead` is a fit's time outside its "
+        "best hand loop (of `hand` and `hand gather`, the one with the lower median "
+        "epoch time) in the same repetition. `overhead` is a fit's time outside its "
         "epochs.", "",
         "| threads | case | contender | epoch s | x hand (wall) | x hand (CPU) | "
         "x hand (fastest) | target | met | overhead s | GFLOP/s | of peak |",
@@ -760,7 +805,7 @@ def parse_args(argv=None):
                         help="10,000 rows, 3 repetitions: about 2 minutes")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=None,
-                        help="repetitions per contender (default 5, quick 3)")
+                        help="repetitions per contender (default 7, quick 3)")
     parser.add_argument("--out-dir", type=Path,
                         default=REPO_ROOT / "benchmarks" / "results" / "speed")
     # Internal: one memory measurement in a fresh process.
@@ -768,7 +813,7 @@ def parse_args(argv=None):
     parser.add_argument("--rows", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 5
+        args.repeats = 3 if args.quick else 7
     if args.rows is None:
         args.rows = 10_000 if args.quick else 60_000
     args.conv_rows = 1_000 if args.quick else 5_000
@@ -797,6 +842,7 @@ def main(argv=None):
         log(f"warning: load average {busy:.1f}: other processes are running; timings "
             "will be noisy and multi-thread runs can slow down several-fold")
     cases = training_cases(args, fashion_images, fashion_rows)
+    counters = cpu_counters()
     peaks, training, encoding = {}, [], []
     for n_threads in args.threads:
         peaks[n_threads] = matmul_peak_gflops(n_threads)
@@ -806,6 +852,7 @@ def main(argv=None):
     memory = bench_memory(args, max(args.threads), log)
     env["seconds"] = round(time.perf_counter() - started)
     env["load_average_at_end"] = list(os.getloadavg())
+    env["cpu_time_used_by_others"] = cpu_sharing(counters, cpu_counters())
     env["matmul_peak_gflops"] = peaks
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
