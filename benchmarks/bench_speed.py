@@ -56,14 +56,15 @@ epoch, against the peak of a 2048 x 2048 float32 matmul measured in the same
 run with the same threads.
 
 Encoding. ``transform`` of all 60,000 rows (float32 rows and uint8 images)
-against a raw loop of ``module.encode`` over 1,024-row batches under
+against a raw loop of ``module.encode`` over batches of skae's
+``INFERENCE_BATCH_SIZE`` rows (4,096) under
 ``torch.inference_mode()`` into a preallocated output, and against
 ``PCA(n_components=3).transform``; a diagnostic row times skae's batched
 encoding without ``transform``'s check for NaN and inf (for the MLP it is a
-sum of one column of the first layer's output per batch, instead of
+sum of the first layer's output per batch, instead of
 scikit-learn's separate pass over the whole float array). For
 the convolutional model, on 5,000 images, against raw loops of 128-row
-(about the fastest) and 1,024-row batches. Rows per second, medians of
+(about the fastest) and 4,096-row batches. Rows per second, medians of
 alternating repetitions (41; 5 with ``--quick``). A control times the same
 raw loop twice: its ratio (1 on a perfectly steady machine) shows how much
 of a ratio is noise.
@@ -489,8 +490,8 @@ def bench_encoding(args, fashion_images, fashion_rows, n_threads, log):
                         "raw torch float32"),
         "raw torch conv, 128-row batches": (lambda: raw(conv, conv_tensor, batch_rows=128),
                                             len(conv_images), None),
-        "raw torch conv, 1024-row batches": (lambda: raw(conv, conv_tensor), len(conv_images),
-                                             "raw torch conv, 128-row batches"),
+        f"raw torch conv, {INFERENCE_BATCH_SIZE}-row batches": (
+            lambda: raw(conv, conv_tensor), len(conv_images), "raw torch conv, 128-row batches"),
         "skae conv": (lambda: conv.transform(conv_images), len(conv_images),
                       "raw torch conv, 128-row batches"),
     }

@@ -203,7 +203,7 @@ def test_convolutional_inference_in_cache_sized_batches(monkeypatch, X_digits):
 
     monkeypatch.setattr(estimator.net_.module_, "encode", spy)
     # A budget of 7 rows of 4 maps of 8 x 8 values.
-    monkeypatch.setattr(skae._base, "INFERENCE_CONV_VALUES", 7 * 4 * 64)
+    monkeypatch.setattr(skae._base, "INFERENCE_VALUES", 7 * 4 * 64)
     codes = estimator.transform(images)
     assert batch_rows == [7] * 7 + [1]
     module = estimator.net_.module_.eval()
