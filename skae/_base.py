@@ -44,7 +44,7 @@ OPTIMIZERS = {
 # Rows per forward pass at inference, at most: larger than a training batch
 # because no gradients are kept. Fewer, larger batches spread the per-batch
 # costs (Python, the NaN/inf check, a thread pool's fork and join): on the
-# tutorials' MLP, 4,096-row batches encode 5-10% faster than 1,024-row ones
+# tutorials' MLP, 4,096-row batches encoded about 5% faster than 1,024-row ones
 # with two threads.
 INFERENCE_BATCH_SIZE = 4096
 
