@@ -15,7 +15,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: an unpinned torch pulls several GB of CUDA wheels.
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# ...and pinned again with every later install, so that no extra can move it.
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) -e ".[dev]"
 	touch $@
 
 demo: $(BIN)/.installed
@@ -29,7 +30,7 @@ test-slow: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	# UMAP and openTSNE join the full profile.
-	$(BIN)/python -m pip install --quiet -e ".[full-benchmarks]"
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) -e ".[full-benchmarks]"
 	$(BIN)/python -m benchmarks run --profile full
 
 figures: $(BIN)/.installed

@@ -656,7 +656,7 @@ def bench_memory(args, n_threads, log):
 # Report
 # ----------------------------------------------------------------------
 def cpu_counters():
-    """(busy, steal, total) jiffies of the whole machine, and this process's CPU seconds.
+    """Busy, stolen and total jiffies of the whole machine, and this process's CPU seconds.
 
     Linux ``/proc/stat``; None elsewhere. The process's time includes its
     waited-for children (the memory measurements).

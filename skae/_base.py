@@ -671,6 +671,21 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 output[start:stop] = result.cpu().numpy()
         return output
 
+    def _map_input(self, X, function, n_outputs):
+        """Validate X like the training data, then apply ``function`` to its batches.
+
+        For every method that runs the encoder on X. NaN and inf are refused
+        either way: for the MLP on float input, batch by batch on the first
+        layer's output (see ``_finite_input_hook``), which spares
+        scikit-learn's separate pass over X (a quarter of the encoding time);
+        for the conv architecture, by scikit-learn's check. uint8 holds
+        neither.
+        """
+        in_batches = self.architecture == "mlp"
+        X = self._validate_input(X, reset=False, ensure_all_finite=not in_batches)
+        return self._map_batches(X, function, n_outputs,
+                                 check_finite_input=in_batches and X.dtype != np.uint8)
+
     def _as_input_kind(self, X_flat, like_uint8, sample_shape):
         """Rows in the model's [0, 1]-scaled space back to the user's kind of array."""
         if like_uint8:
@@ -693,14 +708,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             Deterministic codes (the posterior mean for a VAE).
         """
         check_is_fitted(self)
-        # The MLP's first layer reveals NaN and inf almost for free, where
-        # scikit-learn's check is a separate pass over X (a quarter of the
-        # encoding time); the conv one does not. uint8 holds neither.
-        mlp = self.architecture == "mlp"
-        X = self._validate_input(X, reset=False, ensure_all_finite=not mlp)
-        return self._map_batches(X, lambda module, batch: module.encode(batch),
-                                 self.n_components,
-                                 check_finite_input=mlp and X.dtype != np.uint8)
+        return self._map_input(X, lambda module, batch: module.encode(batch), self.n_components)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -748,11 +756,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         check_is_fitted(self)
         input_sample_shape = tuple(np.shape(X)[1:]) if np.ndim(X) >= 3 else None
         like_uint8 = isinstance(X, np.ndarray) and X.dtype == np.uint8
-        X_valid = self._validate_input(X, reset=False)
-        X_flat = self._map_batches(
-            X_valid, lambda module, batch: module.decode(module.encode(batch)),
-            self.n_features_in_,
-        )
+        X_flat = self._map_input(
+            X, lambda module, batch: module.decode(module.encode(batch)), self.n_features_in_)
         result = self._as_input_kind(X_flat, like_uint8, input_sample_shape)
         output_config = getattr(self, "_sklearn_output_config", {}).get("transform")
         if output_config == "pandas" and hasattr(X, "iloc"):
@@ -776,12 +781,11 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         scores : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
 
         def negative_error(module, batch):
             return -(module.decode(module.encode(batch)) - batch).flatten(1).pow(2).mean(1)
 
-        return self._map_batches(X, negative_error, 1).ravel()
+        return self._map_input(X, negative_error, 1).ravel()
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` over X (higher is better).

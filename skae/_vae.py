@@ -195,14 +195,13 @@ class VAETransformer(_BaseAutoencoder):
             ``-(reconstruction NLL at z = mu + KL)``; see Notes.
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
         net = self.net_
 
         def elbo(module, batch):
             recon, kl = net.negative_elbo_terms(module(batch), batch)
             return -(recon + kl)
 
-        return self._map_batches(X, elbo, 1).ravel()
+        return self._map_input(X, elbo, 1).ravel()
 
     def sample(self, n_samples=1, random_state=None):
         """Decode ``n_samples`` draws from the standard normal prior.
