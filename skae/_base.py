@@ -33,7 +33,7 @@ from ._modules import ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEnco
 from ._net import (
     AutoencoderNet, ConvergenceMonitor, LastEpochWeights, StopOnNonFiniteLoss, supports_fused,
 )
-from ._runtime import resolve_device, seeded_torch, torch_threads
+from ._runtime import flushed_denormals, resolve_device, seeded_torch, torch_threads
 
 OPTIMIZERS = {
     "adam": (torch.optim.Adam, {}),
@@ -580,7 +580,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._check_fit_data(X)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
-        with torch_threads(self.n_threads), seeded_torch(seed, device):
+        with (torch_threads(self.n_threads), seeded_torch(seed, device),
+              flushed_denormals(device)):
             module = self._build_module()
             net = self._build_net(module, len(X), seed, device)
             net.fit(ArrayDataset(X, self._module_input_shape))

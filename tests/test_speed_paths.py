@@ -10,6 +10,7 @@ history skorch would record, every callback call.
 import collections
 import copy
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
 import skae._base
+import skae._runtime
 from skae import AutoencoderTransformer, DenoisingAutoencoder, VAETransformer
 from skae._data import ArrayDataset
 from skae._net import supports_fused
@@ -210,3 +212,62 @@ def test_convolutional_inference_in_cache_sized_batches(monkeypatch, X_digits):
     with torch.no_grad():
         expected = encode(torch.from_numpy(images[:, None]))
     np.testing.assert_allclose(codes, expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def subnormal_flushing_by_thread(n_threads=2):
+    """(calling thread flushes, an OpenMP worker flushes) subnormal float32 results.
+
+    The smallest subnormal (bits 0x00000001, made without float arithmetic)
+    doubled in one parallel operation: the first half is the calling thread's,
+    the second half a worker's.
+    """
+    n = 2 * 65536
+    with skae._runtime.torch_threads(n_threads):
+        smallest = torch.ones(n, dtype=torch.int32).view(torch.float32)
+        kept = (smallest * 2.0).view(torch.int32) != 0
+    return not bool(kept[: n // 2].any()), not bool(kept[n // 2:].any())
+
+
+class RecordFlushing(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        self.flushing_ = subnormal_flushing_by_thread()
+
+
+def test_training_flushes_subnormals_in_every_thread_and_restores(X_digits):
+    before = subnormal_flushing_by_thread()
+    assert before == (False, False)  # IEEE arithmetic, the default
+    estimator = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(16,), max_iter=1, random_state=0, n_threads=2,
+        device="cpu", callbacks=[("flushing", RecordFlushing())],
+    ).fit(X_digits)
+    during = dict(estimator.net_.callbacks_)["flushing"].flushing_
+    if skae._runtime._gnu_openmp_parallel() is not None:
+        assert during == (True, True)
+    else:  # another threading runtime: the calling thread at least
+        assert during[0]
+    assert subnormal_flushing_by_thread() == before
+    estimator.transform(X_digits)
+    assert subnormal_flushing_by_thread() == before
+
+
+def test_a_caller_that_flushes_keeps_flushing(X_digits):
+    skae._runtime._set_flush_denormal(True)
+    try:
+        AutoencoderTransformer(n_components=2, hidden_layer_sizes=(16,), max_iter=1,
+                               random_state=0, n_threads=2, device="cpu").fit(X_digits)
+        assert skae._runtime.flushes_denormals()
+    finally:
+        skae._runtime._set_flush_denormal(False)
+    assert subnormal_flushing_by_thread() == (False, False)
+
+
+@pytest.mark.parametrize("Estimator", [AutoencoderTransformer, VAETransformer])
+def test_flushing_subnormals_changes_no_code(monkeypatch, Estimator, X_digits):
+    # Adam's first moments of rarely active ReLU units are the subnormal
+    # values: their share of a weight update lies far below float32 rounding.
+    params = dict(n_components=2, hidden_layer_sizes=(64, 16), max_iter=30,
+                  n_iter_no_change=30, random_state=0, n_threads=2, device="cpu")
+    flushed = Estimator(**params).fit(X_digits).transform(X_digits)
+    monkeypatch.setattr(skae._base, "flushed_denormals", lambda device: nullcontext())
+    ieee = Estimator(**params).fit(X_digits).transform(X_digits)
+    np.testing.assert_allclose(flushed, ieee, rtol=1e-5, atol=1e-6)
