@@ -124,7 +124,11 @@ default=None
     n_threads : int or None, default=None
         torch threads used by ``fit`` and ``transform`` (restored after).
         None uses ``OMP_NUM_THREADS`` when set, one thread inside joblib or
-        Dask worker processes, and every available core otherwise.
+        Dask worker processes, and every available core otherwise. While
+        ``fit`` trains on the CPU, these threads flush subnormal floats
+        (below 1.2e-38) to zero, which keeps Adam's decaying moment
+        estimates from slowing epochs down by up to 2x; the codes do not
+        change, and IEEE arithmetic is restored after.
 
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` pairs),
