@@ -203,6 +203,10 @@ class AutoencoderNet(NeuralNet):
         """Criterion between the reconstruction ``y_pred[0]`` and the clean input."""
         return self.criterion_(y_pred[0], y_true)
 
+    def batch_loss(self, y_pred, X):
+        """Loss of a batch's outputs against its clean input, recording nothing."""
+        return self.criterion_(y_pred[0], X)
+
 
 class DenoisingNet(AutoencoderNet):
     """AutoencoderNet that feeds corrupted batches and targets the clean ones.
@@ -287,6 +291,11 @@ class VAENet(AutoencoderNet):
         self.history.record_batch(f"{prefix}_kl", kl.mean().item())
         return (recon + self.kl_weight(training) * kl).mean()
 
+    def batch_loss(self, y_pred, X):
+        """Negative ELBO per row (with ``beta``) of a batch, recording nothing."""
+        recon, kl = self.negative_elbo_terms(y_pred, X)
+        return (recon + self.beta * kl).mean()
+
 
 # -- callbacks the estimators add ------------------------------------------
 class StopOnNonFiniteLoss(Callback):
@@ -306,17 +315,23 @@ class StopOnNonFiniteLoss(Callback):
 
     def on_train_end(self, net, X=None, **kwargs):
         # Without a validation split nothing measured the last step's weights:
-        # run them once on the first training batch.
+        # run them once on the first training batch, outputs and loss (a VAE's
+        # outputs can be finite while its KL term overflows).
         if not len(net.history) or "valid_loss" in net.history[-1] or X is None:
             return
         batch = next(iter(net.get_iterator(X, training=False)))
         net.module_.eval()
+        X_batch = to_tensor(batch[0], device=net.device)
         with torch.no_grad():
-            outputs = net.infer(to_tensor(batch[0], device=net.device))
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        if not all(torch.isfinite(output).all() for output in outputs):
+            outputs = net.infer(X_batch)
+            outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+            if not all(torch.isfinite(output).all() for output in outputs):
+                self._raise(net, net.history[-1, "epoch"],
+                            "after its last step the model outputs NaN or inf")
+            loss = net.batch_loss(outputs, X_batch)
+        if not torch.isfinite(loss):
             self._raise(net, net.history[-1, "epoch"],
-                        "after its last step the model outputs NaN or inf")
+                        f"after its last step the loss on the training data is {loss.item()}")
 
     @staticmethod
     def _raise(net, epoch, what):

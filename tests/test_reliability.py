@@ -91,6 +91,22 @@ def test_diverging_loss_stops_at_its_epoch_with_advice(cls, learning_rate, X_sta
         check_is_fitted(est)
 
 
+def test_vae_whose_last_step_overflows_its_kl_term_is_caught():
+    # Found by tests/test_properties.py: on unscaled data the last step left
+    # log-variances near 89, whose exp overflows float32. The outputs were
+    # finite, so fit succeeded, and score_samples then failed on the
+    # training data itself.
+    X = np.array([[-30, 326241, -30, -30]], dtype=np.int32)
+    est = VAETransformer(n_components=1, hidden_layer_sizes=(), max_iter=1, batch_size=2,
+                         device="cpu", n_threads=1, random_state=0)
+    with pytest.raises(ValueError, match=(
+            r"Training diverged at epoch 1: after its last step the loss on the training "
+            r"data is (inf|nan)\. .* scale the data first")):
+        _quiet_fit(est, X)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_failed_refit_keeps_the_previous_model(cls, X_standardized):
     est = _quiet_fit(cls(**SMALL, max_iter=3), X_standardized)
