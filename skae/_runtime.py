@@ -183,9 +183,9 @@ def flushed_denormals(device):
     With Adam, the first-moment estimates of weights whose gradients vanish
     most of the time (those of ReLU units that rarely fire) decay by a factor
     of 0.9 a step into the subnormal range, below 1.2e-38, where every
-    operation on them costs the CPU many times more. In the tutorials' MLP a
-    third of them are subnormal after one epoch of Fashion-MNIST, and the
-    epochs grow 1.5-2x longer than with flushing. Flushing changes values by
+    operation on them costs the CPU many times more. In the tutorials' MLP
+    35-49% of the encoder's first moments are subnormal after two epochs of
+    Fashion-MNIST, and epochs grow up to 2x longer than with flushing. Flushing changes values by
     less than 1.2e-38, far below float32's rounding of the weights (see
     ``tests/test_speed_paths.py``); TensorFlow's CPU threads and oneDNN
     flush by default. Nothing changes on a GPU, or when the calling thread
