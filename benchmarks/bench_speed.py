@@ -451,23 +451,23 @@ def add_spread(training, encoding):
     10-20%. Computed from the stored repetitions, so that an older JSON
     report can be re-rendered with it.
     """
+    def quartiles(result, reference, key):
+        ratios = [a / b for a, b in zip(result[key], reference[key])]
+        return [float(q) for q in np.percentile(ratios, [25, 75])]
+
     for r in training:
         if r["contender"] in BEST_HAND_LOOPS:
             continue
         hands = [h for h in training if h["n_threads"] == r["n_threads"]
                  and h["case"] == r["case"] and h["contender"] in BEST_HAND_LOOPS]
         best = min(hands, key=lambda h: h["epoch_wall_s"])
-        ratios = [a / b for a, b in zip(r["repeats_epoch_wall_s"], best["repeats_epoch_wall_s"])]
-        r["ratio_quartiles"] = [float(q) for q in np.percentile(ratios, [25, 75])]
+        r["ratio_quartiles"] = quartiles(r, best, "repeats_epoch_wall_s")
         if "repeats_epoch_batch_median_s" in r:
-            ratios = [a / b for a, b in zip(r["repeats_epoch_batch_median_s"],
-                                            best["repeats_epoch_batch_median_s"])]
-            r["batch_median_quartiles"] = [float(q) for q in np.percentile(ratios, [25, 75])]
+            r["batch_median_quartiles"] = quartiles(r, best, "repeats_epoch_batch_median_s")
     for r in encoding:
         reference = next(e for e in encoding if e["n_threads"] == r["n_threads"]
                          and e["contender"] == r["reference"])
-        ratios = [a / b for a, b in zip(r["repeats_s"], reference["repeats_s"])]
-        r["ratio_quartiles"] = [float(q) for q in np.percentile(ratios, [25, 75])]
+        r["ratio_quartiles"] = quartiles(r, reference, "repeats_s")
 
 
 def _fmt_spread(result, key="ratio_quartiles"):

@@ -201,10 +201,10 @@ class AutoencoderNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Criterion between the reconstruction ``y_pred[0]`` and the clean input."""
-        return self.criterion_(y_pred[0], y_true)
+        return self.batch_loss(y_pred, y_true)
 
     def batch_loss(self, y_pred, X):
-        """Loss of a batch's outputs against its clean input, recording nothing."""
+        """Loss of a batch's outputs against its clean input X, recording nothing."""
         return self.criterion_(y_pred[0], X)
 
 
@@ -292,9 +292,9 @@ class VAENet(AutoencoderNet):
         return (recon + self.kl_weight(training) * kl).mean()
 
     def batch_loss(self, y_pred, X):
-        """Negative ELBO per row (with ``beta``) of a batch, recording nothing."""
+        """Validation's loss of a batch (KL weight ``beta``), recording nothing."""
         recon, kl = self.negative_elbo_terms(y_pred, X)
-        return (recon + self.beta * kl).mean()
+        return (recon + self.kl_weight(training=False) * kl).mean()
 
 
 # -- callbacks the estimators add ------------------------------------------

@@ -185,10 +185,10 @@ def flushed_denormals(device):
     of 0.9 a step into the subnormal range, below 1.2e-38, where every
     operation on them costs the CPU many times more. In the tutorials' MLP
     35-49% of the encoder's first moments are subnormal after two epochs of
-    Fashion-MNIST, and epochs grow up to 2x longer than with flushing. Flushing changes values by
-    less than 1.2e-38, far below float32's rounding of the weights (see
-    ``tests/test_speed_paths.py``); TensorFlow's CPU threads and oneDNN
-    flush by default. Nothing changes on a GPU, or when the calling thread
+    Fashion-MNIST, and epochs grow up to 2x longer than with flushing.
+    Flushing changes values by less than 1.2e-38, far below float32's
+    rounding of the weights (see ``tests/test_speed_paths.py``);
+    TensorFlow's CPU threads and oneDNN flush by default. Nothing changes on a GPU, or when the calling thread
     already flushes. Use inside :func:`torch_threads`, so that the workers
     set are the ones training uses.
     """
