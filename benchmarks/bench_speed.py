@@ -140,6 +140,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 from benchmarks.environment import cpu_model, git_commit, package_version  # noqa: E402
 import skae._base  # noqa: E402
+import skae._net  # noqa: E402
 from skae import AutoencoderTransformer  # noqa: E402
 from skae._base import INFERENCE_BATCH_SIZE  # noqa: E402
 from skae._net import supports_fused  # noqa: E402
@@ -195,25 +196,49 @@ def batch_median_epoch(start, batch_starts, end):
 
 class EpochClock(Callback):
     """Wall and CPU seconds of every epoch, from on_epoch_begin to on_epoch_end,
-    and its time by :func:`batch_median_epoch`."""
+    and its time by :func:`batch_median_epoch`.
+
+    The training batches' start times come from :func:`timed_batches`: a
+    batch hook (``on_batch_begin``) would itself switch skae's net to
+    skorch's per-batch loop (see ``AutoencoderNet.run_single_epoch``).
+    """
+
+    batch_starts = []  # shared with timed_batches: one fit runs at a time
 
     def initialize(self):
         self.epochs_ = []
         return self
 
     def on_epoch_begin(self, net, **kwargs):
-        self._batch_starts = []
+        EpochClock.batch_starts.clear()
         self._start = (time.perf_counter(), time.process_time())
-
-    def on_batch_begin(self, net, training=False, **kwargs):
-        if training:
-            self._batch_starts.append(time.perf_counter())
 
     def on_epoch_end(self, net, **kwargs):
         end = time.perf_counter()
         wall, cpu = self._start
         self.epochs_.append((end - wall, time.process_time() - cpu,
-                             batch_median_epoch(wall, self._batch_starts, end)))
+                             batch_median_epoch(wall, EpochClock.batch_starts, end)))
+
+
+class BatchHookEpochClock(EpochClock):
+    """:class:`EpochClock` for plain skorch nets: batch start times from ``on_batch_begin``."""
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if training:
+            EpochClock.batch_starts.append(time.perf_counter())
+
+
+def timed_batches():
+    """Patch skae's training iterator to note when each batch is handed to the loop."""
+    iterate = skae._net.BatchIterator.__iter__
+
+    def timed_iter(self):
+        for batch in iterate(self):
+            if self.shuffle:
+                EpochClock.batch_starts.append(time.perf_counter())
+            yield batch
+
+    return mock.patch.object(skae._net.BatchIterator, "__iter__", timed_iter)
 
 
 def timed_fit(fit, clock):
@@ -244,7 +269,8 @@ def run_skae(case, X, n_threads, epochs):
     def fit():
         estimator = skae_estimator(case, n_threads, epochs,
                                    callbacks=[("epoch_clock", EpochClock())])
-        return estimator.fit(X)
+        with timed_batches():
+            return estimator.fit(X)
 
     return timed_fit(fit, lambda est: dict(est.net_.callbacks_)["epoch_clock"].epochs_)
 
@@ -336,7 +362,7 @@ def run_skorch(case, X, template, n_threads, epochs, seed):
             fresh_copy(template, seed), criterion=torch.nn.MSELoss,
             optimizer=torch.optim.Adam, lr=1e-3, batch_size=case["batch_size"],
             max_epochs=epochs, train_split=None, iterator_train__shuffle=True,
-            callbacks=[("epoch_clock", EpochClock())], verbose=0, device="cpu",
+            callbacks=[("epoch_clock", BatchHookEpochClock())], verbose=0, device="cpu",
         )
         return net.fit(X, X)
 

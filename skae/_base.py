@@ -31,7 +31,8 @@ from skorch.callbacks import Callback, PrintLog, ProgressBar
 from ._data import ArrayDataset, FractionSplit
 from ._modules import ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from ._net import (
-    AutoencoderNet, ConvergenceMonitor, LastEpochWeights, StopOnNonFiniteLoss, supports_fused,
+    AutoencoderNet, ConvergenceMonitor, LastEpochWeights, StopOnNonFiniteLoss, all_finite,
+    supports_fused,
 )
 from ._runtime import flushed_denormals, resolve_device, seeded_torch, torch_threads
 
@@ -167,16 +168,6 @@ COMMON_ATTRIBUTES_DOC = """
         Number of epochs run."""
 
 
-def _all_finite(tensor):
-    """Whether every value of ``tensor`` is finite; cheap when they all are.
-
-    The sum of finite values is finite unless it overflows, so only a
-    non-finite sum pays for the elementwise check. One ``.item()`` costs
-    about 2 us where ``torch.isfinite(tensor).all()`` costs 15 (per batch).
-    """
-    return math.isfinite(tensor.sum().item()) or bool(torch.isfinite(tensor).all())
-
-
 def _finite_input_hook(layer, inputs, output):
     """Forward hook on an encoder's first Linear layer: refuse NaN and inf input.
 
@@ -188,7 +179,7 @@ def _finite_input_hook(layer, inputs, output):
     cache lines sit in other cores' caches). Only a non-finite sum (which a
     finite overflow can also give) pays for the exact check of the input.
     """
-    if not _all_finite(output) and not _all_finite(inputs[0]):
+    if not all_finite(output) and not all_finite(inputs[0]):
         raise ValueError(
             "Input X contains NaN, infinity or a value too large for "
             "dtype('float32'); remove or impute those values first (e.g. "
@@ -666,7 +657,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 stop = min(start + rows, len(X))
                 batch = dataset.batch(start=start, stop=stop).to(net.device)
                 result = function(module, batch).reshape(stop - start, -1)
-                if not _all_finite(result):
+                if not all_finite(result):
                     raise ValueError(
                         f"{type(self).__name__} produced NaN or inf for rows "
                         f"{start}..{stop - 1}: their values are too large for this "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
@@ -37,6 +38,13 @@ def _quiet_fit(est, X):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return est.fit(X)
+
+
+def assert_fit_fails_and_leaves_unfitted(est, X, match):
+    with pytest.raises(ValueError, match=match):
+        _quiet_fit(est, X)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
 
 
 class EpochCounter(Callback):
@@ -99,12 +107,39 @@ def test_vae_whose_last_step_overflows_its_kl_term_is_caught():
     X = np.array([[-30, 326241, -30, -30]], dtype=np.int32)
     est = VAETransformer(n_components=1, hidden_layer_sizes=(), max_iter=1, batch_size=2,
                          device="cpu", n_threads=1, random_state=0)
-    with pytest.raises(ValueError, match=(
-            r"Training diverged at epoch 1: after its last step the loss on the training "
-            r"data is (inf|nan)\. .* scale the data first")):
+    assert_fit_fails_and_leaves_unfitted(est, X, (
+        r"Training diverged at epoch 1: after its last step the loss on the training "
+        r"data is (inf|nan)\. .* scale the data first"))
+
+
+class BreakWeightsAtEpochEnd(Callback):
+    """Write NaN into the first weight tensor at the end of epoch ``epoch``."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            with torch.no_grad():
+                next(net.module_.parameters()).view(-1)[0] = float("nan")
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_weights_broken_by_the_last_step_are_caught(early_stopping, X):
+    est = AutoencoderTransformer(**SMALL, max_iter=3, early_stopping=early_stopping,
+                                 callbacks=[BreakWeightsAtEpochEnd(3)])
+    assert_fit_fails_and_leaves_unfitted(est, X, (
+        r"Training diverged at epoch 3: after its last step the weights "
+        r"'encoder\.hidden\.0\.weight' hold NaN or inf\. Lower learning_rate_init"))
+
+
+def test_weights_broken_before_the_last_epoch_stop_the_next_one(X):
+    EpochCounter.begun.clear()
+    est = AutoencoderTransformer(**SMALL, max_iter=5,
+                                 callbacks=[BreakWeightsAtEpochEnd(2), EpochCounter()])
+    with pytest.raises(ValueError, match=r"Training diverged at epoch 3: the train loss is nan"):
         _quiet_fit(est, X)
-    with pytest.raises(NotFittedError):
-        check_is_fitted(est)
+    assert len(EpochCounter.begun) == 3
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)

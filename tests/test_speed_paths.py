@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
 import skae._base
+import skae._net
 import skae._runtime
 from skae import AutoencoderTransformer, DenoisingAutoencoder, VAETransformer
 from skae._data import ArrayDataset
@@ -271,3 +272,110 @@ def test_flushing_subnormals_changes_no_code(monkeypatch, Estimator, X_digits):
     monkeypatch.setattr(skae._base, "flushed_denormals", lambda device: nullcontext())
     ieee = Estimator(**params).fit(X_digits).transform(X_digits)
     np.testing.assert_allclose(flushed, ieee, rtol=1e-5, atol=1e-6)
+
+
+class ListenToBatchEnds(Callback):
+    """A callback that only listens to on_batch_end: the net runs skorch's own loop."""
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        pass
+
+
+def history_without_durations(history):
+    return [{key: value for key, value in epoch.items() if key != "dur"} for epoch in history]
+
+
+@pytest.mark.parametrize("Estimator", [AutoencoderTransformer, DenoisingAutoencoder,
+                                       VAETransformer])
+def test_batch_values_read_once_an_epoch_record_what_skorchs_loop_records(
+        monkeypatch, Estimator, X_digits):
+    params = dict(n_components=2, hidden_layer_sizes=(16,), batch_size=64, max_iter=3,
+                  n_iter_no_change=3, early_stopping=True, validation_fraction=0.2,
+                  random_state=0, n_threads=1, device="cpu")
+    skorch_loops = collections.Counter()
+    skorch_run_single_epoch = skae._net.NeuralNet.run_single_epoch
+
+    def counted(net, *args, **kwargs):
+        skorch_loops[type(net).__name__] += 1
+        return skorch_run_single_epoch(net, *args, **kwargs)
+
+    monkeypatch.setattr(skae._net.NeuralNet, "run_single_epoch", counted)
+    lean = Estimator(**params).fit(X_digits)
+    assert not skorch_loops
+    listened = Estimator(**params, callbacks=[("listen", ListenToBatchEnds())]).fit(X_digits)
+    assert sum(skorch_loops.values()) == 6  # training and validation, 3 epochs
+
+    # The same rows, keys in the same order, the same floats; the same codes.
+    lean_history = history_without_durations(lean.net_.history)
+    assert lean_history == history_without_durations(listened.net_.history)
+    assert [list(batch) for batch in lean_history[0]["batches"]] == [
+        list(batch) for batch in listened.net_.history[0]["batches"]]
+    assert all(type(value) in (float, int) for epoch in lean_history
+               for batch in epoch["batches"] for value in batch.values())
+    np.testing.assert_array_equal(lean.transform(X_digits), listened.transform(X_digits))
+
+
+class GradientNorms(Callback):
+    """Listens to on_grad_computed only: the norm of the gradients of each step."""
+
+    def initialize(self):
+        self.norms = []
+        return self
+
+    def on_grad_computed(self, net, named_parameters, batch=None, training=False, **kwargs):
+        grads = [parameter.grad for _, parameter in named_parameters]
+        self.norms.append(float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))))
+
+
+def test_gradient_callbacks_see_every_step_of_the_direct_train_step(X_digits):
+    estimator = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(16,), batch_size=100, max_iter=3,
+        n_iter_no_change=3, random_state=0, n_threads=1,
+        callbacks=[("norms", GradientNorms())],
+    ).fit(X_digits)
+    norms = dict(estimator.net_.callbacks_)["norms"].norms
+    assert len(norms) == 3 * 4
+    assert all(norm > 0 for norm in norms)
+
+
+def test_optimizers_that_may_need_the_closure_get_skorchs_train_step(monkeypatch, X_digits):
+    closures = []
+
+    class ClosureAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            closures.append(closure)
+            return super().step(closure)
+
+    monkeypatch.setitem(skae._base.OPTIMIZERS, "adam", (ClosureAdam, {}))
+    estimator = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(16,), batch_size=100, max_iter=2,
+        random_state=0, n_threads=1,
+    ).fit(X_digits)
+    assert isinstance(estimator.net_.optimizer_, ClosureAdam)
+    # Every training step got skorch's closure (a None: the probe of supports_fused).
+    assert sum(callable(closure) for closure in closures) == 2 * 4
+    assert closures.count(None) <= 1
+    assert estimator.loss_curve_[-1] < estimator.loss_curve_[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_batches_gathered_by_torch_equal_numpys(tmp_path, dtype):
+    rng = np.random.default_rng(0)
+    X = (rng.random((50, 12)) * 255).astype(dtype)
+    np.save(tmp_path / "X.npy", X)
+    read_only = np.load(tmp_path / "X.npy", mmap_mode="r")
+    shared, copied = ArrayDataset(X, (3, 4)), ArrayDataset(read_only, (3, 4))
+    assert shared._X_tensor is not None and copied._X_tensor is None  # torch / numpy
+
+    def expected(rows):
+        floats = torch.from_numpy(X[rows].astype(np.float32)).view(-1, 3, 4)
+        return floats / 255.0 if dtype == np.uint8 else floats
+
+    positions = rng.permutation(50)[:20]
+    for dataset in (shared, copied, shared.subset(np.arange(50)), copied.subset(np.arange(50))):
+        batch = dataset.batch(positions)
+        assert batch.dtype == torch.float32
+        torch.testing.assert_close(batch, expected(positions), rtol=0, atol=0)
+    for dataset in (shared.subset(positions), copied.subset(positions)):
+        torch.testing.assert_close(dataset.batch(start=5, stop=15),
+                                   expected(np.sort(positions)[5:15]), rtol=0, atol=0)
