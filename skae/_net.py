@@ -88,6 +88,16 @@ def _defines_hook(callback, hook):
     return getattr(method, "__func__", method) is not getattr(Callback, hook)
 
 
+def _scalar_copy(tensor):
+    """A detached copy of the scalar ``tensor`` that holds only its value.
+
+    A loss can be a view of a whole batch's buffer (``mse_loss`` on the CPU
+    returns one): kept for an epoch, those buffers would add up to the size
+    of the data.
+    """
+    return tensor.detach().clone()
+
+
 def _record_batches(history, records):
     """Add one history row per batch record, reading their tensors in one go."""
     tensors = [value for record in records for value in record.values()
@@ -211,7 +221,7 @@ class AutoencoderNet(NeuralNet):
             for batch in iterator:
                 self._batch_record = record = {}
                 step = step_fn(batch, **fit_params)
-                record[f"{prefix}_loss"] = step["loss"].detach()
+                record[f"{prefix}_loss"] = _scalar_copy(step["loss"])
                 record[f"{prefix}_batch_size"] = len(batch[0])
                 records.append(record)
         finally:
@@ -226,7 +236,7 @@ class AutoencoderNet(NeuralNet):
         if record is None:
             self.history.record_batch(name, value.item())
         else:
-            record[name] = value.detach()
+            record[name] = _scalar_copy(value)
 
     def train_step(self, batch, **fit_params):
         """skorch's training step, without its closure for Adam, AdamW and SGD.

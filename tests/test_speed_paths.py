@@ -315,6 +315,24 @@ def test_batch_values_read_once_an_epoch_record_what_skorchs_loop_records(
     np.testing.assert_array_equal(lean.transform(X_digits), listened.transform(X_digits))
 
 
+@pytest.mark.parametrize("Estimator", [AutoencoderTransformer, VAETransformer])
+def test_batch_values_kept_for_an_epoch_hold_only_their_value(monkeypatch, Estimator,
+                                                              X_digits):
+    # mse_loss on the CPU returns a scalar viewing the batch's whole buffer:
+    # kept as it is, an epoch of them held as much memory as the data.
+    kept = []
+    record_batches = skae._net._record_batches
+    monkeypatch.setattr(skae._net, "_record_batches",
+                        lambda history, records: (kept.extend(records),
+                                                  record_batches(history, records)))
+    Estimator(n_components=2, hidden_layer_sizes=(16,), batch_size=64, max_iter=2,
+              random_state=0, n_threads=1, device="cpu").fit(X_digits)
+    tensors = [value for record in kept for value in record.values()
+               if isinstance(value, torch.Tensor)]
+    assert len(tensors) >= 2 * 7
+    assert all(t.untyped_storage().nbytes() == t.element_size() for t in tensors)
+
+
 class GradientNorms(Callback):
     """Listens to on_grad_computed only: the norm of the gradients of each step."""
 
