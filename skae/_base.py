@@ -652,10 +652,16 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                          if isinstance(layer, torch.nn.Linear))
         rows = max(1, min(INFERENCE_BATCH_SIZE, INFERENCE_VALUES // widest))
         input_check = _finite_input_check(module) if check_finite_input else nullcontext()
+        # Non-float32 input (uint8 images) is converted into one buffer: a new
+        # tensor per batch (16 MiB for 4,096 Fashion-MNIST rows) costs page
+        # faults whenever the allocator has handed the last one back to the
+        # system.
+        buffer = (None if X.dtype == np.float32
+                  else torch.empty((min(rows, len(X)), math.prod(X.shape[1:]))))
         with torch_threads(self.n_threads), torch.inference_mode(), input_check:
             for start in range(0, len(X), rows):
                 stop = min(start + rows, len(X))
-                batch = dataset.batch(start=start, stop=stop).to(net.device)
+                batch = dataset.batch(start=start, stop=stop, buffer=buffer).to(net.device)
                 result = function(module, batch).reshape(stop - start, -1)
                 if not all_finite(result):
                     raise ValueError(

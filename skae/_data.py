@@ -21,11 +21,13 @@ def _shares_with_torch(array):
     return array.flags.writeable and array.flags.c_contiguous
 
 
-def rows_to_tensor(rows, sample_shape):
+def rows_to_tensor(rows, sample_shape, buffer=None):
     """Float32 tensor of shape ``(n, *sample_shape)`` from a 2-D block of rows.
 
     ``rows`` is an ndarray or a tensor; uint8 values are read as 8-bit
-    intensities and divided by 255.
+    intensities and divided by 255. ``buffer``: a float32 tensor of at least
+    as many rows to convert non-float32 rows into (the result is then a view
+    of it) instead of a new tensor per batch.
     """
     if isinstance(rows, torch.Tensor):
         tensor = rows
@@ -33,10 +35,13 @@ def rows_to_tensor(rows, sample_shape):
         if not _shares_with_torch(rows):
             rows = np.array(rows, order="C", copy=True)  # one batch: cheap
         tensor = torch.from_numpy(rows)
-    if tensor.dtype == torch.uint8:
-        tensor = tensor.to(torch.float32).div_(255.0)
-    elif tensor.dtype != torch.float32:
-        tensor = tensor.to(torch.float32)
+    if tensor.dtype != torch.float32:
+        converted = (torch.empty(tensor.shape, dtype=torch.float32) if buffer is None
+                     else buffer[:len(tensor)].view(tensor.shape))
+        converted.copy_(tensor)
+        if tensor.dtype == torch.uint8:
+            converted.div_(255.0)
+        tensor = converted
     return tensor.view(-1, *sample_shape)
 
 
@@ -74,8 +79,11 @@ class ArrayDataset(torch.utils.data.Dataset):
         indices = positions if self.indices is None else self.indices[positions]
         return ArrayDataset(self.X, self.sample_shape, indices)
 
-    def batch(self, positions=None, start=None, stop=None):
-        """Float32 tensor of the rows at ``positions``, or of ``start:stop``."""
+    def batch(self, positions=None, start=None, stop=None, buffer=None):
+        """Float32 tensor of the rows at ``positions``, or of ``start:stop``.
+
+        ``buffer``: see :func:`rows_to_tensor`.
+        """
         if positions is None:
             if self.indices is None:
                 rows = self.X[start:stop]
@@ -83,7 +91,7 @@ class ArrayDataset(torch.utils.data.Dataset):
                 rows = self._gather(self.indices[start:stop])
         else:
             rows = self._gather(positions if self.indices is None else self.indices[positions])
-        return rows_to_tensor(rows, self.sample_shape)
+        return rows_to_tensor(rows, self.sample_shape, buffer)
 
     def _gather(self, rows_index):
         if self._X_tensor is None:

@@ -215,6 +215,34 @@ def test_convolutional_inference_in_cache_sized_batches(monkeypatch, X_digits):
     np.testing.assert_allclose(codes, expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_uint8_batches_converted_in_one_buffer_equal_new_tensors(monkeypatch):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 8, 8), dtype=np.uint8)
+    estimator = AutoencoderTransformer(
+        n_components=2, hidden_layer_sizes=(16,), max_iter=2, random_state=0,
+        n_threads=1, device="cpu",
+    ).fit(images)
+    inputs = []
+    encode = estimator.net_.module_.encode
+
+    def spy(batch):
+        inputs.append((batch.data_ptr(), batch.clone()))
+        return encode(batch)
+
+    monkeypatch.setattr(estimator.net_.module_, "encode", spy)
+    monkeypatch.setattr(skae._base, "INFERENCE_BATCH_SIZE", 16)
+    codes = estimator.transform(images)
+    # Batches of 16, 16 and 8 rows, all converted into the same memory.
+    assert [len(batch) for _, batch in inputs] == [16, 16, 8]
+    assert len({pointer for pointer, _ in inputs}) == 1
+    scaled = torch.from_numpy(images.reshape(40, 64).astype(np.float32)) / 255.0
+    torch.testing.assert_close(torch.cat([batch for _, batch in inputs]), scaled,
+                               rtol=0, atol=0)
+    # The same codes as float input in batches of the same size.
+    as_float = images.astype(np.float32) / np.float32(255)
+    np.testing.assert_array_equal(codes, estimator.transform(as_float))
+
+
 def subnormal_flushing_by_thread(n_threads=2):
     """(calling thread flushes, an OpenMP worker flushes) subnormal float32 results.
 
