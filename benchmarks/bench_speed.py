@@ -60,7 +60,10 @@ repetitions of the paired ratio contender / best hand loop; wall-clock (``perf_c
 headline, process CPU time is shown too, and a "batch median" ratio whose
 epoch times take the median of their inner batch steps (from one batch's
 start to the next; the first and last steps, which hold the per-epoch work,
-as measured), which a slow spell shorter than half an epoch does not move. Achieved GFLOP/s counts the matmul and
+as measured), which a slow spell shorter than half an epoch does not move.
+skae's batch start times are noted by its batch iterator (patched here),
+not by an ``on_batch_begin`` callback, which would switch skae's net to
+skorch's per-batch loop. Achieved GFLOP/s counts the matmul and
 convolution FLOPs of one training step (``torch.utils.flop_counter``) per
 epoch, against the peak of a 2048 x 2048 float32 matmul measured in the same
 run with the same threads.
