@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TORCH_VERSION := 2.13.0
+# The CPU wheel: an unpinned torch pulls several GB of CUDA wheels.
+TORCH := torch==2.13.0
 # Fashion-MNIST for tests and benchmarks, when the shared data folder is there.
 SKAE_DATA ?= $(abspath ../shared/data)
 export SKAE_DATA
@@ -14,9 +15,9 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: an unpinned torch pulls several GB of CUDA wheels.
-	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	# ...and pinned again with every later install, so that no extra can move it.
-	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) -e ".[dev]"
+	$(BIN)/python -m pip install --quiet $(TORCH) -e ".[dev]"
 	touch $@
 
 demo: $(BIN)/.installed
@@ -30,7 +31,7 @@ test-slow: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	# UMAP and openTSNE join the full profile.
-	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) -e ".[full-benchmarks]"
+	$(BIN)/python -m pip install --quiet $(TORCH) -e ".[full-benchmarks]"
 	$(BIN)/python -m benchmarks run --profile full
 
 figures: $(BIN)/.installed

@@ -147,7 +147,7 @@ import skae._net  # noqa: E402
 from skae import AutoencoderTransformer  # noqa: E402
 from skae._base import INFERENCE_BATCH_SIZE  # noqa: E402
 from skae._net import supports_fused  # noqa: E402
-from skae._runtime import _set_flush_denormal  # noqa: E402
+from skae._runtime import flushed_denormals  # noqa: E402
 
 MIB = 2**20
 TARGETS = {"fashion": 1.05, "digits": 1.25, "conv": 1.05, "encode": 1.05}
@@ -312,13 +312,8 @@ def run_hand(case, X_tensor, template, n_threads, epochs, seed, gather=False, fl
     epoch_times = []
 
     def fit():
-        if flush:
-            _set_flush_denormal(True)
-        try:
+        with flushed_denormals("cpu") if flush else nullcontext():
             return train()
-        finally:
-            if flush:
-                _set_flush_denormal(False)
 
     def train():
         module = fresh_copy(template, seed)

@@ -36,9 +36,8 @@ def rows_to_tensor(rows, sample_shape, buffer=None):
             rows = np.array(rows, order="C", copy=True)  # one batch: cheap
         tensor = torch.from_numpy(rows)
     if tensor.dtype != torch.float32:
-        converted = (torch.empty(tensor.shape, dtype=torch.float32) if buffer is None
-                     else buffer[:len(tensor)].view(tensor.shape))
-        converted.copy_(tensor)
+        converted = (tensor.to(torch.float32) if buffer is None
+                     else buffer[:len(tensor)].view(tensor.shape).copy_(tensor))
         if tensor.dtype == torch.uint8:
             converted.div_(255.0)
         tensor = converted

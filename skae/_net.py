@@ -102,10 +102,8 @@ def _record_batches(history, records):
     """Add one history row per batch record, reading their tensors in one go."""
     tensors = [value for record in records for value in record.values()
                if isinstance(value, torch.Tensor)]
-    if len({tensor.dtype for tensor in tensors}) == 1:
-        floats = iter(torch.stack(tensors).tolist())  # one device sync
-    else:
-        floats = iter([tensor.item() for tensor in tensors])
+    # One device sync; stack promotes mixed float types exactly.
+    floats = iter(torch.stack(tensors).tolist() if tensors else ())
     for record in records:
         history.new_batch()
         for name, value in record.items():
@@ -472,16 +470,16 @@ class LastEpochWeights(Callback):
 
     def on_train_begin(self, net, **kwargs):
         self.interrupted_ = False
-        # The module's own weights and buffers, and a copy of them: interrupted
-        # in the first epoch, training goes back to the weights it began with.
-        self._live_state = net.module_.state_dict(keep_vars=True)
-        self.state_ = {name: tensor.detach().clone() for name, tensor in self._live_state.items()}
+        # Interrupted in the first epoch: go back to the weights training began with.
+        self.state_ = {name: tensor.detach().clone()
+                       for name, tensor in net.module_.state_dict().items()}
 
     def on_epoch_end(self, net, **kwargs):
-        # Into the same copies, in one foreach call instead of a new
-        # state_dict and one clone per tensor each epoch.
+        # Into the same copies, in one foreach call instead of one new
+        # tensor per weight each epoch.
         with torch.no_grad():
-            torch._foreach_copy_(list(self.state_.values()), list(self._live_state.values()))
+            torch._foreach_copy_(list(self.state_.values()),
+                                 list(net.module_.state_dict().values()))
 
     def on_train_end(self, net, **kwargs):
         if net.history and "train_loss" not in net.history[-1]:
@@ -490,7 +488,6 @@ class LastEpochWeights(Callback):
             if self.state_ is not None:
                 net.module_.load_state_dict(self.state_)
         self.state_ = None
-        vars(self).pop("_live_state", None)
 
 
 class ConvergenceMonitor(EarlyStopping):
