@@ -9,7 +9,9 @@ history skorch would record, every callback call.
 
 import collections
 import copy
+import math
 import warnings
+import weakref
 from contextlib import nullcontext
 
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
+from skorch.history import History
 
 import skae._base
 import skae._net
@@ -344,21 +347,73 @@ def test_batch_values_read_once_an_epoch_record_what_skorchs_loop_records(
 
 
 @pytest.mark.parametrize("Estimator", [AutoencoderTransformer, VAETransformer])
-def test_batch_values_kept_for_an_epoch_hold_only_their_value(monkeypatch, Estimator,
-                                                              X_digits):
+def test_batch_values_kept_in_preallocated_columns_that_view_no_batch(monkeypatch, Estimator,
+                                                                     X_digits):
     # mse_loss on the CPU returns a scalar viewing the batch's whole buffer:
-    # kept as it is, an epoch of them held as much memory as the data.
-    kept = []
-    record_batches = skae._net._record_batches
-    monkeypatch.setattr(skae._net, "_record_batches",
-                        lambda history, records: (kept.extend(records),
-                                                  record_batches(history, records)))
+    # kept as it is, an epoch of them held as much memory as the data. The
+    # values are copied into one column per name, allocated once a pass.
+    passes = []
+    write_to = skae._net.EpochBatchValues.write_to
+    monkeypatch.setattr(skae._net.EpochBatchValues, "write_to",
+                        lambda values, history: (passes.append(values),
+                                                 write_to(values, history)))
+    Estimator(n_components=2, hidden_layer_sizes=(16,), batch_size=64, max_iter=2,
+              n_iter_no_change=2, early_stopping=True, validation_fraction=0.2,
+              random_state=0, n_threads=1, device="cpu").fit(X_digits)
+    n_columns = 3 if Estimator is VAETransformer else 1  # loss (recon, kl)
+    assert len(passes) == 2 * 2  # training and validation, 2 epochs
+    for values in passes:
+        columns = [column for column, _ in values.columns.values()
+                   if isinstance(column, torch.Tensor)]
+        assert len(columns) == n_columns
+        assert all(column.shape == (values.capacity,) and column._base is None
+                   and column.untyped_storage().nbytes() == values.capacity * 4
+                   for column in columns)
+        assert values.capacity == values.n_batches  # the iterator's length, no regrowth
+
+
+@pytest.mark.parametrize("Estimator", [AutoencoderTransformer, DenoisingAutoencoder,
+                                       VAETransformer])
+def test_a_batch_and_its_outputs_are_freed_before_the_next_batch(monkeypatch, Estimator,
+                                                                 X_digits):
+    # Holding a batch's outputs while the next one runs leaves the allocator
+    # a different set of free blocks each batch (page faults a hand loop
+    # does not take).
+    previous = []
+    alive_at_next_step = []
+    step_single = skae._net.AutoencoderNet.train_step_single
+
+    def watched(net, batch, **fit_params):
+        alive_at_next_step.extend(ref() is not None for ref in previous)
+        step = step_single(net, batch, **fit_params)
+        previous[:] = [weakref.ref(batch[0]), weakref.ref(step["y_pred"][0])]
+        return step
+
+    monkeypatch.setattr(skae._net.AutoencoderNet, "train_step_single", watched)
     Estimator(n_components=2, hidden_layer_sizes=(16,), batch_size=64, max_iter=2,
               random_state=0, n_threads=1, device="cpu").fit(X_digits)
-    tensors = [value for record in kept for value in record.values()
-               if isinstance(value, torch.Tensor)]
-    assert len(tensors) >= 2 * 7
-    assert all(t.untyped_storage().nbytes() == t.element_size() for t in tensors)
+    n_batches = 2 * math.ceil(len(X_digits) / 64)
+    assert len(alive_at_next_step) == 2 * (n_batches - 1)
+    assert not any(alive_at_next_step)
+
+
+def test_batch_values_grow_past_the_expected_length_and_keep_their_order():
+    values = skae._net.EpochBatchValues(n_batches=2)
+    for i in range(5):
+        values.new_batch()
+        if i != 1:
+            values.record("a_recon", torch.tensor(i / 2, dtype=torch.float64))
+        values.record("a_loss", torch.tensor(float(i), requires_grad=True) * 1)
+        values.record("a_batch_size", 10 + i)
+    history = History()
+    history.new_epoch()
+    values.write_to(history)
+    assert values.capacity == 8
+    assert [list(row.items()) for row in history[-1]["batches"]] == [
+        [("a_recon", i / 2), ("a_loss", float(i)), ("a_batch_size", 10 + i)] if i != 1
+        else [("a_loss", 1.0), ("a_batch_size", 11)] for i in range(5)]
+    columns = [column for column, _ in values.columns.values() if isinstance(column, torch.Tensor)]
+    assert not any(column.requires_grad for column in columns)
 
 
 class GradientNorms(Callback):
