@@ -66,7 +66,9 @@ not by an ``on_batch_begin`` callback, which would switch skae's net to
 skorch's per-batch loop. Achieved GFLOP/s counts the matmul and
 convolution FLOPs of one training step (``torch.utils.flop_counter``) per
 epoch, against the peak of a 2048 x 2048 float32 matmul measured in the same
-run with the same threads.
+run with the same threads. Each epoch also counts the process's minor page
+faults (``getrusage``): a count, which the load of a shared machine does not
+move, of the fresh memory pages a loop's allocations needed (3 us each here).
 
 Encoding. ``transform`` of all 60,000 rows (float32 rows and uint8 images)
 against a raw loop of ``module.encode`` over batches of skae's
@@ -181,6 +183,17 @@ def as_float_rows(images):
 # ----------------------------------------------------------------------
 # Contenders
 # ----------------------------------------------------------------------
+def minor_page_faults():
+    """Minor page faults of this process so far (all its threads).
+
+    A fault costs about 3 us here (the kernel maps and zeroes a fresh page):
+    a loop whose allocations do not fit the blocks its allocator already
+    holds takes thousands an epoch. Unlike time, the count does not move
+    with the load of a shared machine.
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def batch_median_epoch(start, batch_starts, end):
     """An epoch's wall time with its inner steps replaced by their median.
 
@@ -214,13 +227,14 @@ class EpochClock(Callback):
 
     def on_epoch_begin(self, net, **kwargs):
         EpochClock.batch_starts.clear()
-        self._start = (time.perf_counter(), time.process_time())
+        self._start = (time.perf_counter(), time.process_time(), minor_page_faults())
 
     def on_epoch_end(self, net, **kwargs):
         end = time.perf_counter()
-        wall, cpu = self._start
+        wall, cpu, faults = self._start
         self.epochs_.append((end - wall, time.process_time() - cpu,
-                             batch_median_epoch(wall, EpochClock.batch_starts, end)))
+                             batch_median_epoch(wall, EpochClock.batch_starts, end),
+                             minor_page_faults() - faults))
 
 
 class BatchHookEpochClock(EpochClock):
@@ -254,6 +268,7 @@ def timed_fit(fit, clock):
         "epoch_wall": [e[0] for e in epochs],
         "epoch_cpu": [e[1] for e in epochs],
         "epoch_batch_median": [e[2] for e in epochs],
+        "epoch_page_faults": [e[3] for e in epochs],
         "fit_wall": total[0],
         "fit_cpu": total[1],
     }
@@ -320,7 +335,7 @@ def run_hand(case, X_tensor, template, n_threads, epochs, seed, gather=False, fl
         fused = {"fused": True} if supports_fused(torch.optim.Adam, "cpu") else {}
         optimizer = torch.optim.Adam(module.parameters(), lr=1e-3, **fused)
         for _ in range(epochs):
-            start = (time.perf_counter(), time.process_time())
+            start = (time.perf_counter(), time.process_time(), minor_page_faults())
             order = torch.randperm(n, generator=generator)
             shuffled = None if gather else X_tensor[order]
             total = torch.zeros(())
@@ -339,7 +354,8 @@ def run_hand(case, X_tensor, template, n_threads, epochs, seed, gather=False, fl
             epoch_loss = float(total) / n  # noqa: F841  (what a real loop would log)
             end = time.perf_counter()
             epoch_times.append((end - start[0], time.process_time() - start[1],
-                                batch_median_epoch(start[0], batch_starts, end)))
+                                batch_median_epoch(start[0], batch_starts, end),
+                                minor_page_faults() - start[2]))
         return module
 
     return timed_fit(fit, lambda module: epoch_times)
@@ -457,6 +473,7 @@ def summarise(runs, flops_per_row, n_rows, peak):
         "repeats_epoch_cpu_s": epoch_cpu,
         "epoch_batch_median_s": median(epoch_batch_median),
         "repeats_epoch_batch_median_s": epoch_batch_median,
+        "epoch_page_faults": median([median(r["epoch_page_faults"]) for r in runs]),
     }
     summary["gflops"] = flops_per_row * n_rows / summary["epoch_wall_s"] / 1e9
     summary["fraction_of_peak"] = summary["gflops"] / peak
@@ -561,7 +578,8 @@ def bench_training(args, cases, n_threads, peak, log):
             log(f"  threads={n_threads} {case['name']:18s} {name:11s} "
                 f"epoch {summary['epoch_wall_s']:.3f} s  x{summary['ratio_wall']:.3f} wall "
                 f"x{summary['ratio_cpu']:.3f} cpu  x{summary['ratio_batch_median']:.3f} "
-                f"batch median  {summary['gflops']:.1f} GFLOP/s")
+                f"batch median  {summary['gflops']:.1f} GFLOP/s  "
+                f"{summary['epoch_page_faults']:.0f} page faults")
     return results
 
 
@@ -924,8 +942,8 @@ def markdown(env, peaks, training, encoding, memory, flushing=()):
         "epochs.", "",
         "| threads | case | contender | epoch s | x hand (wall) | x hand (CPU) | "
         "x hand (fastest) | x hand (batch median) | target | met | overhead s | GFLOP/s "
-        "| of peak |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| of peak | page faults / epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in training:
         lines.append(
@@ -935,7 +953,7 @@ def markdown(env, peaks, training, encoding, memory, flushing=()):
             f"{_fmt(r.get('ratio_batch_median'))} | {_fmt(r['target'], 2)} | "
             f"{_fmt(r['meets_target'])} | "
             f"{_fmt(r['fit_overhead_s'])} | {_fmt(r['gflops'], 1)} | "
-            f"{r['fraction_of_peak']:.0%} |")
+            f"{r['fraction_of_peak']:.0%} | {r['epoch_page_faults']:,.0f} |")
     lines += [
         "", "## Subnormal floats: fits of several epochs", "",
         "skae flushes subnormal floats to zero while it trains; `IEEE` is the same fit "
@@ -980,7 +998,8 @@ def write_csv(path, training, encoding, memory):
 
     columns = ["section", "n_threads", "case", "contender", "batch_size", "n_rows",
                "seconds", "ratio", "ratio_cpu", "target", "meets_target", "fit_overhead_s",
-               "gflops", "fraction_of_peak", "increase_mib", "limit_mib"]
+               "gflops", "fraction_of_peak", "page_faults_per_epoch", "increase_mib",
+               "limit_mib"]
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, columns)
         writer.writeheader()
@@ -991,7 +1010,8 @@ def write_csv(path, training, encoding, memory):
                 "n_rows": r["n_rows"], "seconds": r["epoch_wall_s"], "ratio": r["ratio_wall"],
                 "ratio_cpu": r["ratio_cpu"], "target": r["target"],
                 "meets_target": r["meets_target"], "fit_overhead_s": r["fit_overhead_s"],
-                "gflops": r["gflops"], "fraction_of_peak": r["fraction_of_peak"]})
+                "gflops": r["gflops"], "fraction_of_peak": r["fraction_of_peak"],
+                "page_faults_per_epoch": r["epoch_page_faults"]})
         for r in encoding:
             writer.writerow({
                 "section": "encoding", "n_threads": r["n_threads"],
