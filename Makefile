@@ -9,7 +9,7 @@ SKAE_DATA ?= $(abspath ../shared/data)
 export SKAE_DATA
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow bench bench-speed bench-denoise figures clean
+.PHONY: demo test test-slow bench bench-speed bench-allocator bench-denoise figures clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ figures: $(BIN)/.installed
 
 bench-speed: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_speed.py
+
+bench-allocator: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_allocator.py
 
 bench-denoise: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_denoising.py
