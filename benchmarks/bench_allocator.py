@@ -34,7 +34,7 @@ configuration / default.
 
 Run::
 
-    python benchmarks/bench_allocator.py            # about 12 minutes on 2 cores
+    python benchmarks/bench_allocator.py            # about 15 minutes on 2 cores
     python benchmarks/bench_allocator.py --quick    # about 4 minutes
 
 It writes ``benchmarks/results/allocator/allocator.{md,json}``.
