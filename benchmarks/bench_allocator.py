@@ -45,7 +45,6 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import time
 import warnings
@@ -56,7 +55,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.bench_speed import (  # noqa: E402
-    as_float_rows, environment, load_fashion, median, run_skae,
+    as_float_rows, environment, load_fashion, median, run_json_child, run_skae,
 )
 
 THP = {"THP_MEM_ALLOC_ENABLE": "1"}
@@ -106,10 +105,7 @@ def run_child(args, case_name, n_threads, configuration):
     env = {name: value for name, value in os.environ.items()
            if name not in {*THP, *GLIBC_KEEP}}
     env.update(CONFIGURATIONS[configuration])
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_json_child(command, env)
 
 
 def bench(args, log):

@@ -785,15 +785,19 @@ def memory_child(kind, n_rows, n_threads):
     }))
 
 
+def run_json_child(command, env=None):
+    """Run ``command`` in a fresh process; return the JSON of its last output line."""
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def bench_memory(args, n_threads, log):
     results = []
     for kind in ("uint8", "float32"):
-        command = [sys.executable, __file__, "--memory-child", kind,
-                   "--rows", str(args.rows), "--threads", str(n_threads)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
-        record = json.loads(done.stdout.strip().splitlines()[-1])
+        record = run_json_child([sys.executable, __file__, "--memory-child", kind,
+                                 "--rows", str(args.rows), "--threads", str(n_threads)])
         copies = 0 if kind == "uint8" else 1
         record["limit_mib"] = copies * record["float32_copy_mib"] + MEMORY_SLACK_MIB
         record["meets_target"] = record["increase_mib"] <= record["limit_mib"]

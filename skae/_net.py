@@ -266,12 +266,13 @@ class AutoencoderNet(NeuralNet):
                 "on_batch_end"):
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         values = self._batch_values = EpochBatchValues(operator.length_hint(iterator, 64))
+        loss_name, size_name = f"{prefix}_loss", f"{prefix}_batch_size"
         try:
             for batch in iterator:
                 values.new_batch()
                 step = step_fn(batch, **fit_params)
-                values.record(f"{prefix}_loss", step["loss"])
-                values.record(f"{prefix}_batch_size", len(batch[0]))
+                values.record(loss_name, step["loss"])
+                values.record(size_name, len(batch[0]))
                 # Free the batch and its outputs before the next one is built:
                 # the same memory then serves every batch.
                 del step, batch
@@ -528,11 +529,10 @@ class LastEpochWeights(Callback):
                        for name, tensor in net.module_.state_dict().items()}
 
     def on_epoch_end(self, net, **kwargs):
-        # Into the same copies, in one foreach call instead of one new
-        # tensor per weight each epoch.
+        # Into the same copies instead of a new tensor per weight each epoch.
         with torch.no_grad():
-            torch._foreach_copy_(list(self.state_.values()),
-                                 list(net.module_.state_dict().values()))
+            for saved, tensor in zip(self.state_.values(), net.module_.state_dict().values()):
+                saved.copy_(tensor)
 
     def on_train_end(self, net, **kwargs):
         if net.history and "train_loss" not in net.history[-1]:
