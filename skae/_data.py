@@ -41,6 +41,8 @@ def rows_to_tensor(rows, sample_shape, buffer=None):
         if tensor.dtype == torch.uint8:
             converted.div_(255.0)
         tensor = converted
+    if tensor.shape[1:] == sample_shape:  # rows of a flat MLP input: nothing to do
+        return tensor
     return tensor.view(-1, *sample_shape)
 
 

@@ -12,7 +12,9 @@ callbacks):
   (:func:`supports_fused`), the module's mode set only when it changes,
   per-batch hooks sent only to the callbacks that define them, and, while
   no callback listens to batches, each batch's loss read once per epoch
-  instead of once per batch (``run_single_epoch``, ``train_step``);
+  instead of once per batch (``run_single_epoch``, ``train_step``), and
+  batches that are already tensors on the device passed on unconverted
+  (``infer``);
 - :class:`DenoisingNet` corrupts the input of training and validation batches
   only, with noise drawn from generators seeded by ``random_seed``;
 - :class:`VAENet` draws the latent sample by the reparameterisation trick
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring
+from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
 from ._data import BatchIterator
@@ -73,6 +76,22 @@ _BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
 _SINGLE_EVALUATION_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 
 
+@functools.lru_cache(maxsize=None)
+def _as_torch_device(device):
+    return torch.device(device)
+
+
+def _on_device(X, device):
+    """Whether ``X`` is a tensor that skorch's ``to_tensor(X, device)`` would return unchanged.
+
+    skorch's conversion of each batch costs a few microseconds of Python
+    even when there is nothing to do (twice a batch: once for the loss's
+    target, once in ``infer``).
+    """
+    return isinstance(X, torch.Tensor) and (device is None
+                                            or X.device == _as_torch_device(device))
+
+
 def all_finite(tensor):
     """Whether every value of ``tensor`` is finite; cheap when they all are.
 
@@ -93,13 +112,14 @@ class EpochBatchValues:
     """One pass's per-batch values, kept on the device and read in one go.
 
     Each named scalar goes into its own preallocated column, a 1-D tensor
-    with a slot per batch: writing a batch's value is one on-device copy, no
-    sync, and no new tensor per batch. (Kept as separate tensors, an epoch of
-    small allocations between the batches' large ones fragments the heap:
-    up to 10,000 page faults an epoch of Fashion-MNIST, 3 us each here; and
-    ``mse_loss``'s CPU scalar views the batch's whole buffer, so keeping the
-    scalars themselves would keep an epoch of batches.) Python values, such
-    as batch sizes, are kept in lists.
+    with a slot per batch: writing a batch's value is one on-device copy
+    into its slot (a view made once a pass), no sync, and no new tensor per
+    batch. (Kept as separate tensors, an epoch of small allocations between
+    the batches' large ones fragments the heap: up to 10,000 page faults an
+    epoch of Fashion-MNIST, 3 us each here; and ``mse_loss``'s CPU scalar
+    views the batch's whole buffer, so keeping the scalars themselves would
+    keep an epoch of batches.) Python values, such as batch sizes, are kept
+    in lists.
 
     Parameters
     ----------
@@ -111,8 +131,9 @@ class EpochBatchValues:
     def __init__(self, n_batches):
         self.capacity = max(1, n_batches)
         self.n_batches = 0
-        # name -> [values, positions of the batches that recorded them]: a
-        # tensor with a slot per batch, or a list of the Python values in order.
+        # name -> [column, items, positions of the batches that recorded them]:
+        # a tensor column with ``items`` its per-batch slots, or None with
+        # ``items`` the Python values in order.
         self.columns = {}
 
     def new_batch(self):
@@ -120,39 +141,51 @@ class EpochBatchValues:
         self.n_batches += 1
         if self.n_batches > self.capacity:
             self.capacity *= 2
-            for column in self.columns.values():
-                if isinstance(column[0], torch.Tensor):
-                    column[0] = torch.cat([column[0], torch.empty_like(column[0])])
+            for entry in self.columns.values():
+                if entry[0] is not None:
+                    entry[0] = torch.cat([entry[0], torch.empty_like(entry[0])])
+                    entry[1] = entry[0].unbind()
 
     def record(self, name, value):
         """Record ``value`` (a scalar tensor or a Python number) for the current batch."""
+        entry = self.columns.get(name)
+        if entry is None:
+            column = None
+            if isinstance(value, torch.Tensor):
+                column = torch.empty(self.capacity, dtype=value.dtype, device=value.device)
+            entry = self.columns[name] = [column, [] if column is None else column.unbind(),
+                                          []]
+        column, items, positions = entry
         position = self.n_batches - 1
-        column = self.columns.get(name)
         if column is None:
-            values = (torch.empty(self.capacity, dtype=value.dtype, device=value.device)
-                      if isinstance(value, torch.Tensor) else [])
-            column = self.columns[name] = [values, []]
-        values, positions = column
-        if isinstance(values, list):
-            values.append(value)
+            items.append(value)
         else:
-            values[position] = value.detach()
+            items[position].copy_(value.detach())
         positions.append(position)
 
-    def write_to(self, history):
-        """Add the rows to ``history``, in the order they were recorded."""
-        tensors = [values[:self.n_batches] for values, _ in self.columns.values()
-                   if isinstance(values, torch.Tensor)]
+    def rows(self):
+        """The batches' rows, dicts of name to Python value, in recording order."""
+        columns = [column[:self.n_batches] for column, _, _ in self.columns.values()
+                   if column is not None]
         # One device sync; stack promotes mixed float types exactly.
-        floats = iter(torch.stack(tensors).tolist() if tensors else ())
+        floats = iter(torch.stack(columns).tolist() if columns else ())
         rows = [{} for _ in range(self.n_batches)]
-        for name, (values, positions) in self.columns.items():
-            if isinstance(values, torch.Tensor):  # a slot per batch
+        for name, (column, items, positions) in self.columns.items():
+            if column is not None:  # a slot per batch
                 slots = next(floats)
-                values = [slots[position] for position in positions]
-            for position, value in zip(positions, values):
+                items = [slots[position] for position in positions]
+            for position, value in zip(positions, items):
                 rows[position][name] = value
-        for row in rows:
+        return rows
+
+    def write_to(self, history):
+        """Add the rows to ``history``'s current epoch, in the order they were recorded."""
+        rows = self.rows()
+        if type(history) is History:
+            # What ``new_batch`` and ``record_batch`` do, row by row (4 us a batch).
+            history[-1]["batches"].extend(rows)
+            return
+        for row in rows:  # e.g. skorch's DistributedHistory, which syncs its records
             history.new_batch()
             for name, value in row.items():
                 history.record_batch(name, value)
@@ -266,13 +299,14 @@ class AutoencoderNet(NeuralNet):
                 "on_batch_end"):
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
         values = self._batch_values = EpochBatchValues(operator.length_hint(iterator, 64))
+        new_batch, record = values.new_batch, values.record
         loss_name, size_name = f"{prefix}_loss", f"{prefix}_batch_size"
         try:
             for batch in iterator:
-                values.new_batch()
+                new_batch()
                 step = step_fn(batch, **fit_params)
-                values.record(loss_name, step["loss"])
-                values.record(size_name, len(batch[0]))
+                record(loss_name, step["loss"])
+                record(size_name, len(batch[0]))
                 # Free the batch and its outputs before the next one is built:
                 # the same memory then serves every batch.
                 del step, batch
@@ -331,8 +365,16 @@ class AutoencoderNet(NeuralNet):
         """Extra keyword arguments for the module's ``forward``."""
         return {}
 
+    def infer(self, x, **fit_params):
+        """skorch's ``infer``, without its conversion of a tensor already on the device."""
+        if _on_device(x, self.device):
+            return self.module_(x, **fit_params)
+        return super().infer(x, **fit_params)
+
     def _step(self, batch, training):
-        X = to_tensor(batch[0], device=self.device)
+        X = batch[0]
+        if not _on_device(X, self.device):
+            X = to_tensor(X, device=self.device)
         X_input = self.corrupt(X, training)
         y_pred = self.infer(X_input, **self.module_kwargs(training))
         loss = self.get_loss(y_pred, X, X=X_input, training=training)

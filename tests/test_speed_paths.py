@@ -363,7 +363,7 @@ def test_batch_values_kept_in_preallocated_columns_that_view_no_batch(monkeypatc
     n_columns = 3 if Estimator is VAETransformer else 1  # loss (recon, kl)
     assert len(passes) == 2 * 2  # training and validation, 2 epochs
     for values in passes:
-        columns = [column for column, _ in values.columns.values()
+        columns = [column for column, _, _ in values.columns.values()
                    if isinstance(column, torch.Tensor)]
         assert len(columns) == n_columns
         assert all(column.shape == (values.capacity,) and column._base is None
@@ -412,8 +412,34 @@ def test_batch_values_grow_past_the_expected_length_and_keep_their_order():
     assert [list(row.items()) for row in history[-1]["batches"]] == [
         [("a_recon", i / 2), ("a_loss", float(i)), ("a_batch_size", 10 + i)] if i != 1
         else [("a_loss", 1.0), ("a_batch_size", 11)] for i in range(5)]
-    columns = [column for column, _ in values.columns.values() if isinstance(column, torch.Tensor)]
+    columns = [column for column, _, _ in values.columns.values()
+               if isinstance(column, torch.Tensor)]
     assert not any(column.requires_grad for column in columns)
+
+
+class RecordingHistory(History):
+    """A History subclass (as skorch's DistributedHistory) that sees each record."""
+
+    def record_batch(self, attr, value):
+        self.seen = [*getattr(self, "seen", []), (attr, value)]
+        super().record_batch(attr, value)
+
+
+def test_batch_values_reach_a_history_subclass_through_its_own_methods():
+    # A plain History gets the rows in one extend; a subclass (skorch's
+    # DistributedHistory syncs what record_batch stores) gets every record.
+    histories = [History(), RecordingHistory()]
+    for history in histories:
+        values = skae._net.EpochBatchValues(n_batches=3)
+        for i in range(3):
+            values.new_batch()
+            values.record("a_loss", torch.tensor(float(i)))
+            values.record("a_batch_size", 10 + i)
+        history.new_epoch()
+        values.write_to(history)
+    assert histories[0].to_list() == histories[1].to_list()
+    assert histories[1].seen == [(name, value) for i in range(3)
+                                 for name, value in (("a_loss", float(i)), ("a_batch_size", 10 + i))]
 
 
 class GradientNorms(Callback):
@@ -480,3 +506,23 @@ def test_batches_gathered_by_torch_equal_numpys(tmp_path, dtype):
     for dataset in (shared.subset(positions), copied.subset(positions)):
         torch.testing.assert_close(dataset.batch(start=5, stop=15),
                                    expected(np.sort(positions)[5:15]), rtol=0, atol=0)
+
+
+def test_infer_hands_a_tensor_on_the_device_to_the_module_and_converts_the_rest(X_digits):
+    # skorch's to_tensor is skipped only where it would return X unchanged.
+    estimator = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=1,
+                                       random_state=0, n_threads=1, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        net = estimator.fit(X_digits).net_
+    seen = []
+    net.module_.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    rows = torch.from_numpy(X_digits[:5])
+    with torch.no_grad():
+        from_tensor = net.infer(rows)[1]
+        from_array = net.infer(X_digits[:5])[1]
+    assert seen[0] is rows
+    assert isinstance(seen[1], torch.Tensor) and seen[1].device.type == "cpu"
+    torch.testing.assert_close(from_tensor, from_array, rtol=0, atol=0)
+    assert not skae._net._on_device(rows, "cuda:0")
+    assert skae._net._on_device(rows, None) and skae._net._on_device(rows, torch.device("cpu"))
