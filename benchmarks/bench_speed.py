@@ -112,7 +112,7 @@ Usage
         [--out-dir DIR]
 
 ``--quick`` (about 2 minutes) uses 10,000 Fashion-MNIST rows, 3 repetitions
-and fewer epochs; the default run (7 repetitions) takes about 17 minutes on
+and fewer epochs; the default run (7 repetitions) takes about 21 minutes on
 2 idle cores. The report gives the share of CPU time that other processes
 used, and that the hypervisor stole, during the run. Run
 it on a quiet machine: other busy processes make timings noisy, and
