@@ -225,13 +225,13 @@ class AutoencoderNet(NeuralNet):
         self._shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
         self._noise_generator = torch.Generator(device=self.device).manual_seed(int(noise_seed))
         self._valid_seed = int(valid_seed)
+        self._valid_generator = torch.Generator(device=self.device)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
         # The same validation noise every epoch, so validation losses compare.
-        self._valid_generator = torch.Generator(device=self.device).manual_seed(
-            self._valid_seed)
+        self._valid_generator.manual_seed(self._valid_seed)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         super().on_train_end(net, X=X, y=y, **kwargs)
@@ -245,6 +245,15 @@ class AutoencoderNet(NeuralNet):
         return state
 
     # -- callbacks ----------------------------------------------------------
+    def get_default_callbacks(self):
+        """skorch's default callbacks, with :class:`BatchAverage` for its batch averages."""
+        return [
+            (name, BatchAverage(name=callback.name, lower_is_better=callback.lower_is_better,
+                                on_train=callback.on_train)
+             if type(callback) is PassthroughScoring else callback)
+            for name, callback in super().get_default_callbacks()
+        ]
+
     def notify(self, method_name, **cb_kwargs):
         """skorch's ``notify``, skipping batch hooks that would do nothing.
 
@@ -454,8 +463,8 @@ class VAENet(AutoencoderNet):
 
     def get_default_callbacks(self):
         terms = [
-            (f"{prefix}_{term}", PassthroughScoring(name=f"{prefix}_{term}",
-                                                    on_train=prefix == "train"))
+            (f"{prefix}_{term}", BatchAverage(name=f"{prefix}_{term}",
+                                              on_train=prefix == "train"))
             for prefix in ("train", "valid") for term in ("recon", "kl")
         ]
         return [*super().get_default_callbacks(), *terms]
@@ -499,6 +508,43 @@ class VAENet(AutoencoderNet):
 
 
 # -- callbacks the estimators add ------------------------------------------
+class BatchAverage(PassthroughScoring):
+    """skorch's :class:`~skorch.callbacks.PassthroughScoring`, reading the batch rows directly.
+
+    Records the epoch's mean of a batch value, weighted by batch size, as
+    skorch's callback does (the same value, computed with the same
+    arithmetic as its ``np.average``, and the same ``<name>_best`` flag).
+    skorch's version looks the rows up twice through the history's general
+    indexing and averages with ``np.average``: about 0.2 ms an epoch after a
+    training pass, several percent of an epoch on small tables. A history other than skorch's
+    :class:`~skorch.history.History` (e.g. its ``DistributedHistory``), or
+    rows that lack the batch size, take skorch's own path.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        history = net.history
+        if type(history) is not History or not len(history):
+            return super().on_epoch_end(net, **kwargs)
+        size_name = "train_batch_size" if self.on_train else "valid_batch_size"
+        rows = [row for row in history[-1]["batches"] if self.name in row]
+        if not rows:  # e.g. valid_loss without a validation split: skorch records nothing
+            return None
+        if any(size_name not in row for row in rows):
+            return super().on_epoch_end(net, **kwargs)
+        # np.average's arithmetic (float64 products, numpy's sums, one
+        # division), without its 0.1 ms of argument handling.
+        scores = np.array([row[self.name] for row in rows], dtype=np.float64)
+        weights = np.array([row[size_name] for row in rows], dtype=np.float64)
+        score_avg = np.multiply(scores, weights).sum() / weights.sum()
+        is_best = self._is_best_score(score_avg)
+        if is_best:
+            self.best_score_ = score_avg
+        history.record(self.name, score_avg)
+        if is_best is not None:
+            history.record(self.name + "_best", bool(is_best))
+        return None
+
+
 class StopOnNonFiniteLoss(Callback):
     """Stop training with a clear error as soon as an epoch's loss is NaN or inf.
 
@@ -567,13 +613,26 @@ class LastEpochWeights(Callback):
     def on_train_begin(self, net, **kwargs):
         self.interrupted_ = False
         # Interrupted in the first epoch: go back to the weights training began with.
-        self.state_ = {name: tensor.detach().clone()
-                       for name, tensor in net.module_.state_dict().items()}
+        self._watch(net.module_)
+        self.state_ = {name: tensor.detach().clone() for name, tensor in self._live.items()}
+
+    def _watch(self, module):
+        # The module's parameters and buffers themselves, looked up once:
+        # ``state_dict()`` walks every submodule (0.2 ms an epoch after a
+        # training pass on a small MLP). Training updates them in place
+        # (optimizer steps, BatchNorm's statistics, ``load_state_dict``; a
+        # parameter's ``.data`` swapped by ``module.to()`` is seen through the
+        # parameter); a new module (skorch's ``initialize_module``) is looked
+        # up again.
+        self._module = module
+        self._live = module.state_dict(keep_vars=True)
 
     def on_epoch_end(self, net, **kwargs):
+        if net.module_ is not self._module:
+            self._watch(net.module_)
         # Into the same copies instead of a new tensor per weight each epoch.
         with torch.no_grad():
-            for saved, tensor in zip(self.state_.values(), net.module_.state_dict().values()):
+            for saved, tensor in zip(self.state_.values(), self._live.values()):
                 saved.copy_(tensor)
 
     def on_train_end(self, net, **kwargs):
@@ -582,7 +641,7 @@ class LastEpochWeights(Callback):
             del net.history[-1]
             if self.state_ is not None:
                 net.module_.load_state_dict(self.state_)
-        self.state_ = None
+        self.state_ = self._module = self._live = None
 
 
 class ConvergenceMonitor(EarlyStopping):

@@ -6,6 +6,7 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from skae import AutoencoderTransformer, DenoisingAutoencoder, VAETransformer
+from skae._net import LastEpochWeights
 
 ESTIMATORS = [AutoencoderTransformer, DenoisingAutoencoder, VAETransformer]
 SMALL = dict(n_components=2, hidden_layer_sizes=(16,), batch_size=32, device="cpu",
@@ -185,6 +187,41 @@ def test_interrupt_keeps_the_last_finished_epoch(cls, where, n_finished, X):
     assert est.loss_curve_ == reference.loss_curve_
     np.testing.assert_array_equal(est.transform(X), reference.transform(X))
     assert np.isfinite(est.score(X))
+
+
+def test_interrupt_restores_batchnorm_statistics_too(X):
+    # The running mean and variance are buffers updated in place every batch.
+    params = dict(SMALL, batch_norm=True, max_iter=10)
+    est = AutoencoderTransformer(**params, callbacks=[Interrupt(epoch=3, where="batch")])
+    with pytest.warns(UserWarning, match=r"interrupted.*last finished epoch \(2\)"):
+        est.fit(X)
+    reference = _quiet_fit(AutoencoderTransformer(**{**params, "max_iter": 2}), X)
+    for name, tensor in reference.net_.module_.state_dict().items():
+        torch.testing.assert_close(est.net_.module_.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_last_epoch_weights_follow_swapped_data_and_a_new_module():
+    def module(value):
+        layer = torch.nn.Linear(2, 2)
+        torch.nn.init.constant_(layer.weight, value)
+        return torch.nn.Sequential(layer, torch.nn.BatchNorm1d(2))
+
+    net = SimpleNamespace(module_=module(1.0))
+    callback = LastEpochWeights()
+    callback.on_train_begin(net)
+    with torch.no_grad():
+        net.module_[0].weight.add_(1.0)  # an optimizer step: in place
+    net.module_[1].running_mean.fill_(5.0)
+    callback.on_epoch_end(net)
+    assert callback.state_["0.weight"].eq(2.0).all()
+    assert callback.state_["1.running_mean"].eq(5.0).all()
+    net.module_[0].weight.data = torch.full((2, 2), 3.0)  # what module.to() does
+    callback.on_epoch_end(net)
+    assert callback.state_["0.weight"].eq(3.0).all()
+    net.module_ = module(7.0)  # skorch's initialize_module
+    callback.on_epoch_end(net)
+    assert callback.state_["0.weight"].eq(7.0).all()
+    assert callback.state_["1.running_mean"].eq(0.0).all()
 
 
 def test_interrupt_in_the_first_epoch_leaves_a_usable_model(X):

@@ -13,6 +13,7 @@ import math
 import warnings
 import weakref
 from contextlib import nullcontext
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -526,3 +527,45 @@ def test_infer_hands_a_tensor_on_the_device_to_the_module_and_converts_the_rest(
     torch.testing.assert_close(from_tensor, from_array, rtol=0, atol=0)
     assert not skae._net._on_device(rows, "cuda:0")
     assert skae._net._on_device(rows, None) and skae._net._on_device(rows, torch.device("cpu"))
+
+
+def test_batch_average_records_what_skorchs_passthrough_scoring_records():
+    from skorch.callbacks import PassthroughScoring
+
+    def run(Scoring):
+        rng = np.random.default_rng(0)
+        net = SimpleNamespace(history=History())
+        callbacks = [Scoring(name="train_loss", on_train=True).initialize(),
+                     Scoring(name="valid_loss").initialize(),
+                     Scoring(name="train_loss", lower_is_better=None, on_train=True).initialize()]
+        for epoch in range(5):
+            net.history.new_epoch()
+            for batch, size in enumerate((64, 64, 17) if epoch != 1 else [64] * 19 + [5]):
+                net.history.new_batch()
+                net.history.record_batch("train_loss", float(rng.random()))
+                if not (epoch == 3 and batch == 2):  # a row without its size: skorch's path
+                    net.history.record_batch("train_batch_size", size)
+                if epoch != 2:  # an epoch without validation rows
+                    net.history.record_batch("valid_loss", float(rng.random()))
+                    net.history.record_batch("valid_batch_size", size)
+            for callback in callbacks:
+                callback.on_epoch_end(net)
+        return [{key: value for key, value in row.items() if key != "batches"}
+                for row in net.history]
+
+    skorchs, ours = run(PassthroughScoring), run(skae._net.BatchAverage)
+    assert ours == skorchs
+    assert [list(row) for row in ours] == [list(row) for row in skorchs]
+    assert "valid_loss" not in ours[2] and "valid_loss_best" in ours[3]
+
+
+def test_nets_use_batch_average_for_skorchs_default_averages(X_digits):
+    estimator = VAETransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=1,
+                               random_state=0, n_threads=1, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        callbacks = dict(estimator.fit(X_digits).net_.callbacks_)
+    averages = {name for name, callback in callbacks.items()
+                if type(callback) is skae._net.BatchAverage}
+    assert averages == {"train_loss", "valid_loss", "train_recon", "train_kl",
+                        "valid_recon", "valid_kl"}
