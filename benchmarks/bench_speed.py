@@ -120,7 +120,8 @@ multi-thread runs then slow down several-fold (OpenMP threads wait for each
 other). Outputs in ``benchmarks/results/speed/``: ``speed.md`` (tables and
 environment), ``speed.json`` (every figure and every repetition),
 ``speed.csv`` (one row per measurement); ``--quick`` writes
-``speed_quick.*``.
+``speed_quick.*``. ``benchmarks/pool_speed.py`` pools the repetitions of
+several reports (one run cannot show a 5% difference on a shared machine).
 """
 
 import argparse
