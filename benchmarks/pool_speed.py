@@ -84,7 +84,7 @@ def paired_ratios(report):
 
 
 def pool(reports):
-    """Pool the paired ratios of ``reports``: ``{row: {reference: ratios}}``, targets, run counts."""
+    """The pooled ratios ``{row: {reference: ratios}}``, the targets and the run counts."""
     pooled = collections.defaultdict(lambda: collections.defaultdict(list))
     targets, n_runs = {}, collections.Counter()
     for report in reports:

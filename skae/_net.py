@@ -516,9 +516,10 @@ class BatchAverage(PassthroughScoring):
     arithmetic as its ``np.average``, and the same ``<name>_best`` flag).
     skorch's version looks the rows up twice through the history's general
     indexing and averages with ``np.average``: about 0.2 ms an epoch after a
-    training pass, several percent of an epoch on small tables. A history other than skorch's
-    :class:`~skorch.history.History` (e.g. its ``DistributedHistory``), or
-    rows that lack the batch size, take skorch's own path.
+    training pass, several percent of an epoch on small tables. A history
+    other than skorch's :class:`~skorch.history.History` (e.g. its
+    ``DistributedHistory``), or rows that lack the batch size, take
+    skorch's own path.
     """
 
     def on_epoch_end(self, net, **kwargs):
