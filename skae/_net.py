@@ -92,6 +92,11 @@ def _on_device(X, device):
                                             or X.device == _as_torch_device(device))
 
 
+def device_tensor(X, device):
+    """skorch's ``to_tensor(X, device)``, skipped when it would return ``X`` unchanged."""
+    return X if _on_device(X, device) else to_tensor(X, device=device)
+
+
 def all_finite(tensor):
     """Whether every value of ``tensor`` is finite; cheap when they all are.
 
@@ -381,9 +386,7 @@ class AutoencoderNet(NeuralNet):
         return super().infer(x, **fit_params)
 
     def _step(self, batch, training):
-        X = batch[0]
-        if not _on_device(X, self.device):
-            X = to_tensor(X, device=self.device)
+        X = device_tensor(batch[0], self.device)
         X_input = self.corrupt(X, training)
         y_pred = self.infer(X_input, **self.module_kwargs(training))
         loss = self.get_loss(y_pred, X, X=X_input, training=training)
@@ -524,7 +527,7 @@ class BatchAverage(PassthroughScoring):
 
     def on_epoch_end(self, net, **kwargs):
         history = net.history
-        if type(history) is not History or not len(history):
+        if type(history) is not History:
             return super().on_epoch_end(net, **kwargs)
         size_name = "train_batch_size" if self.on_train else "valid_batch_size"
         rows = [row for row in history[-1]["batches"] if self.name in row]
@@ -582,7 +585,7 @@ class StopOnNonFiniteLoss(Callback):
             return
         batch = next(iter(net.get_iterator(X, training=False)))
         net.module_.eval()
-        X_batch = to_tensor(batch[0], device=net.device)
+        X_batch = device_tensor(batch[0], net.device)
         with torch.no_grad():
             outputs = net.infer(X_batch)
             outputs = outputs if isinstance(outputs, tuple) else (outputs,)
