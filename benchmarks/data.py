@@ -58,8 +58,6 @@ class Dataset:
     scaling: str
     labels: str
     image_shape: tuple = None
-    mlp_hidden: tuple = (128, 64)
-    batch_size: int = 128
     notes: tuple = field(default=())
 
     @property
@@ -119,8 +117,6 @@ def load_fashion_mnist(n_train=None, n_test=None):
         scaling="pixels / 255 -> [0, 1]",
         labels="the 10 clothing classes",
         image_shape=X_train.shape[1:],
-        mlp_hidden=(512, 256),
-        batch_size=256,
         notes=notes,
     )
 

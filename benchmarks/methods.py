@@ -7,9 +7,8 @@ come from ``fit_transform`` (UMAP, t-SNE), and whether it is repeated over
 seeds.
 
 skae's estimators are built exactly as a user would write them: the
-documented defaults plus the training :class:`Budget` of the profile
-(``max_iter``, ``early_stopping``) and, for 28x28 images,
-``hidden_layer_sizes=(512, 256)`` and ``batch_size=256``.
+documented defaults, the same on every dataset, plus the training
+:class:`Budget` of the profile (``max_iter``, ``early_stopping``).
 """
 
 import importlib
@@ -27,10 +26,12 @@ class Budget:
     """Training budget of a skae network: ``max_iter`` and ``early_stopping``."""
 
     max_iter: int = 200
-    early_stopping: bool = False
+    early_stopping: object = "auto"
 
     def describe(self):
-        return f"max_iter={self.max_iter}" + (", early_stopping" if self.early_stopping else "")
+        if self.early_stopping == "auto":
+            return f"max_iter={self.max_iter}"
+        return f"max_iter={self.max_iter}, early_stopping={self.early_stopping}"
 
 
 # skae's own defaults: what "default settings" means in the goals.
@@ -106,18 +107,13 @@ class Method:
 
 
 def _skae_common(context):
-    dataset = context.dataset
     return dict(
-        batch_size=dataset.batch_size, max_iter=context.budget.max_iter,
-        early_stopping=context.budget.early_stopping, n_threads=context.n_threads,
-        random_state=context.seed,
+        max_iter=context.budget.max_iter, early_stopping=context.budget.early_stopping,
+        n_threads=context.n_threads, random_state=context.seed,
     )
 
 
-def _mlp_params(context):
-    hidden = context.dataset.mlp_hidden
-    extra = {} if hidden == (128, 64) else {"hidden_layer_sizes": hidden}
-    return {**extra, **_skae_common(context)}
+_mlp_params = _skae_common
 
 
 def _build_umap(context):

@@ -82,7 +82,7 @@ PROFILES = {
         seeds=(0,),
         fashion_rows=(5000, 1000),
         budgets={
-            "fashion_mnist": {"mlp": Budget(15, True), "conv": Budget(4, True)},
+            "fashion_mnist": {"mlp": Budget(15), "conv": Budget(4)},
             "digits": {"mlp": DEFAULT_BUDGET, "conv": Budget(30)},
             "*": SMALL_DEFAULTS,
         },
@@ -95,7 +95,7 @@ PROFILES = {
         seeds=(0, 1, 2),
         fashion_rows=(None, None),
         budgets={
-            "fashion_mnist": {"mlp": Budget(20, True), "conv": Budget(5, True)},
+            "fashion_mnist": {"mlp": Budget(20), "conv": Budget(5)},
             "digits": {"mlp": DEFAULT_BUDGET, "conv": Budget(100)},
             "*": SMALL_DEFAULTS,
         },

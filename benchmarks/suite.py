@@ -54,17 +54,21 @@ TRANSFORM_BATCH = 5000
 COLUMNS = [
     "dataset", "method", "family", "n_components", "seed", "status",
     "recon_mse", "knn1_acc", "knn5_acc", "kmeans_nmi", "kmeans_ari", "trustworthiness",
-    "fit_seconds", "transform_rows_per_s", "peak_fit_mem_mb",
-    "train_rows", "test_rows", "n_features", "settings",
+    "log_likelihood", "fit_seconds", "best_epoch", "epochs_to_pca", "transform_rows_per_s",
+    "peak_fit_mem_mb", "train_rows", "test_rows", "n_features", "settings",
     "profile", "n_threads", "git_commit", "command", "error", "note",
 ]
 METRIC_COLUMNS = [
     "recon_mse", "knn1_acc", "knn5_acc", "kmeans_nmi", "kmeans_ari", "trustworthiness",
-    "fit_seconds", "transform_rows_per_s", "peak_fit_mem_mb",
+    "log_likelihood", "fit_seconds", "best_epoch", "epochs_to_pca", "transform_rows_per_s",
+    "peak_fit_mem_mb",
 ]
-# Columns that may be empty in a successful row: the error, a note, and the
-# MSE of a method with no inverse_transform (explained by the note).
-OPTIONAL_COLUMNS = ("error", "note", "recon_mse")
+# Columns that may be empty in a successful row: the error, a note, the MSE
+# of a method with no inverse_transform (explained by the note), the test
+# log-likelihood of a method without one (only PCA's and the VAE's bound),
+# and the training facts of methods that are not skae networks.
+OPTIONAL_COLUMNS = ("error", "note", "recon_mse", "log_likelihood", "best_epoch",
+                    "epochs_to_pca")
 
 __all__ = ["run", "evaluate", "Results", "COLUMNS", "OPTIONAL_COLUMNS", "METHOD_NAMES"]
 
@@ -99,13 +103,21 @@ def _settings(method, estimator, budget):
         if estimator.architecture == "conv":
             network = f"conv {tuple(estimator.conv_channels)}"
         else:
-            network = f"hidden {tuple(estimator.hidden_layer_sizes)}"
-        stopping = ", early_stopping" if budget.early_stopping else ""
-        return (f"{network}, batch {estimator.batch_size}, epochs run "
+            network = f"hidden {tuple(estimator.hidden_layer_sizes_)}"
+        stopping = ", early_stopping" if estimator.early_stopping_ else ""
+        return (f"{network}, batch {estimator.batch_size_}, epochs run "
                 f"{estimator.n_iter_}/{budget.max_iter}{stopping}")
     if method.max_train_rows:
         return f"defaults, fitted on <= {method.max_train_rows} rows"
     return "defaults"
+
+
+def _training_facts(method, estimator):
+    """Epoch kept, and the epoch at which held-out MSE first beat PCA's (0: the PCA start)."""
+    if method.family != SKAE:
+        return {"best_epoch": float("nan"), "epochs_to_pca": float("nan")}
+    return {"best_epoch": estimator.best_epoch_,
+            "epochs_to_pca": 0 if estimator.init == "pca" else float("nan")}
 
 
 def _first_line(exc):
@@ -154,6 +166,10 @@ def evaluate(prepared, method, n_components, seed, budget, n_threads):
             note = ""
         else:
             recon_mse, note = float("nan"), "no inverse_transform: recon_mse left blank"
+        log_likelihood = float("nan")
+        if method.name in ("pca", "vae"):
+            # PCA's probabilistic log-likelihood, the VAE's lower bound on it: nats per row.
+            log_likelihood = float(final.score(pipeline[:-1].transform(X_test)))
 
     if not (np.all(np.isfinite(Z_test)) and np.all(np.isfinite(Z_train))):
         raise ValueError(f"{method.name} produced non-finite codes.")
@@ -170,7 +186,9 @@ def evaluate(prepared, method, n_components, seed, budget, n_threads):
         kmeans_ari=ari,
         trustworthiness=metrics.trustworthiness_score(
             prepared.trust_distances, Z_test[prepared.trust_index]),
+        log_likelihood=log_likelihood,
         fit_seconds=fit_time.seconds,
+        **_training_facts(method, final),
         transform_rows_per_s=len(X_test) / max(transform_time.seconds, 1e-9),
         peak_fit_mem_mb=memory.peak_mb,
         train_rows=len(X_fit),

@@ -5,7 +5,9 @@ from numbers import Real
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import _BaseAutoencoder, fill_doc
+import numpy as np
+
+from ._base import _BaseAutoencoder, _padded, _padded_components, fill_doc
 from ._modules import Autoencoder
 from ._net import AutoencoderNet, DenoisingNet
 from ._noise import NOISE_KINDS, Corruption
@@ -21,15 +23,23 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Width of the code (the bottleneck).
+    n_components : int or float, default=2
+        Width of the code (the bottleneck). A float in (0, 1) keeps the
+        smallest number of PCA components that explain that fraction of the
+        variance, as :class:`~sklearn.decomposition.PCA` does
+        (``n_components_``).
 
     %(common_parameters)s
 
-    output_activation : {"auto", "identity", "sigmoid"}, default="auto"
-        Activation of the decoder's last layer. "auto" picks "sigmoid" when
-        the training data lies in [0, 1] (uint8 images always do) and
-        "identity" otherwise; the choice is ``output_activation_``.
+    output_activation : {"auto", "identity", "clip", "sigmoid"}, default="auto"
+        Activation of the decoder's last layer. "clip" is linear while
+        training and clamps reconstructions into the training data's range
+        [min, max] at inference, which can only lower the error of targets
+        inside that range. "sigmoid" cannot start from PCA's solution, so it
+        needs ``init="random"``. "auto" picks "clip" when the training data
+        lies in [0, 1] (uint8 images always do) and "identity" otherwise,
+        or with ``init="random"`` "sigmoid" for data in [0, 1]; the choice
+        is ``output_activation_``.
 
     Attributes
     ----------
@@ -59,7 +69,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     _parameter_constraints = {
         **_BaseAutoencoder._parameter_constraints,
-        "output_activation": [StrOptions({"auto", "identity", "sigmoid"})],
+        "output_activation": [StrOptions({"auto", "identity", "clip", "sigmoid"})],
     }
     _net_class = AutoencoderNet
 
@@ -67,8 +77,9 @@ class AutoencoderTransformer(_BaseAutoencoder):
         self,
         n_components=2,
         *,
+        init="pca",
         architecture="mlp",
-        hidden_layer_sizes=(128, 64),
+        hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
         input_shape=None,
         activation=None,
@@ -78,9 +89,9 @@ class AutoencoderTransformer(_BaseAutoencoder):
         optimizer="adam",
         learning_rate_init=1e-3,
         alpha=0.0,
-        batch_size=128,
+        batch_size="auto",
         max_iter=200,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -92,6 +103,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
     ):
         super().__init__(
             n_components,
+            init=init,
             architecture=architecture,
             hidden_layer_sizes=hidden_layer_sizes,
             conv_channels=conv_channels,
@@ -120,9 +132,16 @@ class AutoencoderTransformer(_BaseAutoencoder):
         self._data_min, self._data_max = self._data_range(X)
         in_unit_interval = self._data_min >= 0.0 and self._data_max <= 1.0
         if self.output_activation == "auto":
-            self.output_activation_ = "sigmoid" if in_unit_interval else "identity"
+            bounded = "sigmoid" if self.init == "random" else "clip"
+            self.output_activation_ = bounded if in_unit_interval else "identity"
         else:
             self.output_activation_ = self.output_activation
+        if self.output_activation_ == "sigmoid" and self.init == "pca":
+            raise ValueError(
+                "output_activation='sigmoid' cannot start from PCA's reconstruction "
+                "(init='pca'); use output_activation='clip' (linear, clamped into "
+                "the data's range at inference) or init='random'."
+            )
         if self.output_activation_ == "sigmoid" and not in_unit_interval:
             warnings.warn(
                 f"output_activation='sigmoid' only produces values in (0, 1) but X "
@@ -132,9 +151,23 @@ class AutoencoderTransformer(_BaseAutoencoder):
                 UserWarning,
             )
 
-    def _build_module(self):
-        encoder, decoder = self._build_encoder_decoder(self.n_components)
-        return Autoencoder(encoder, decoder, self.output_activation_)
+    def _build_module(self, start=None):
+        encoder, decoder = self._build_encoder_decoder(self.n_components_, start)
+        return Autoencoder(encoder, decoder, self.output_activation_,
+                           output_bounds=(self._data_min, self._data_max))
+
+    def _linear_start(self, pca):
+        # PCA's own maps: codes z = P (x - mean), reconstructions mean + P^T z.
+        components = _padded_components(pca, self.n_components_)
+        std = np.sqrt(np.maximum(_padded(pca.explained_variance_, self.n_components_), 0.0))
+        return {
+            "encoder_weight": components,
+            "encoder_bias": np.zeros(self.n_components_),
+            "decoder_weight": components.T,
+            "decoder_bias": pca.mean_,
+            # Codes in units of their spread for the decoder's branch.
+            "code_scale": np.where(std > 0, std, 1.0),
+        }
 
 
 @fill_doc
@@ -150,8 +183,11 @@ class DenoisingAutoencoder(AutoencoderTransformer):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Width of the code (the bottleneck).
+    n_components : int or float, default=2
+        Width of the code (the bottleneck). A float in (0, 1) keeps the
+        smallest number of PCA components that explain that fraction of the
+        variance, as :class:`~sklearn.decomposition.PCA` does
+        (``n_components_``).
 
     noise : {"gaussian", "masking", "salt_and_pepper"} or callable, \
 default="gaussian"
@@ -174,9 +210,9 @@ default="gaussian"
 
     %(common_parameters)s
 
-    output_activation : {"auto", "identity", "sigmoid"}, default="auto"
-        Activation of the decoder's last layer; "auto" picks "sigmoid" for
-        data in [0, 1], else "identity".
+    output_activation : {"auto", "identity", "clip", "sigmoid"}, default="auto"
+        Activation of the decoder's last layer, as in
+        :class:`AutoencoderTransformer`.
 
     Attributes
     ----------
@@ -214,11 +250,12 @@ default="gaussian"
         self,
         n_components=2,
         *,
+        init="pca",
         noise="gaussian",
         noise_level=0.2,
         clip=None,
         architecture="mlp",
-        hidden_layer_sizes=(128, 64),
+        hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
         input_shape=None,
         activation=None,
@@ -228,9 +265,9 @@ default="gaussian"
         optimizer="adam",
         learning_rate_init=1e-3,
         alpha=0.0,
-        batch_size=128,
+        batch_size="auto",
         max_iter=200,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -242,6 +279,7 @@ default="gaussian"
     ):
         super().__init__(
             n_components,
+            init=init,
             architecture=architecture,
             hidden_layer_sizes=hidden_layer_sizes,
             conv_channels=conv_channels,

@@ -24,12 +24,16 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.decomposition import PCA
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback, PrintLog, ProgressBar
 
 from ._data import ArrayDataset, FractionSplit
-from ._modules import ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from ._modules import (
+    ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, ResidualDecoder,
+    ResidualEncoder, zero_output_layer,
+)
 from ._net import (
     AutoencoderNet, ConvergenceMonitor, LastEpochWeights, StopOnNonFiniteLoss, all_finite,
     supports_fused,
@@ -57,15 +61,30 @@ INFERENCE_BATCH_SIZE = 4096
 INFERENCE_VALUES = 2**22
 
 COMMON_PARAMETERS_DOC = """
+    init : {"pca", "random"}, default="pca"
+        How the network starts. "pca" puts a linear path beside the network
+        and sets it to PCA's solution on the training rows (in the
+        network's space: uint8 images scaled to [0, 1]), with the nonlinear
+        layers' output layers at zero: before the first step the model
+        reconstructs exactly as ``PCA(n_components)`` fitted on the same
+        rows, and training only adds what PCA misses. With early stopping
+        that start is one of the candidates for the returned weights, so the
+        validation loss is never worse than PCA's. "random" is the plain
+        network with PyTorch's default initialisation.
+
     architecture : {"mlp", "conv"}, default="mlp"
         "mlp" flattens each sample and uses fully connected layers; "conv"
         uses stride-2 ``Conv2d -> BatchNorm2d -> activation`` stages and a
         mirrored ``ConvTranspose2d`` decoder, and needs image input (an array
         of shape (n, H, W) or (n, C, H, W), or ``input_shape``).
 
-    hidden_layer_sizes : tuple of int, default=(128, 64)
+    hidden_layer_sizes : "auto" or tuple of int, default="auto"
         Widths of the MLP encoder's hidden layers; the decoder mirrors them.
-        ``()`` gives a linear autoencoder. Used when ``architecture="mlp"``.
+        ``()`` gives a linear autoencoder. "auto" takes two layers: the
+        power of two at or above ``n_features`` within [64, 512], then half
+        of it, neither narrower than twice ``n_components`` (784 pixels give
+        (512, 256), a 13-column table (64, 32)); the widths are
+        ``hidden_layer_sizes_``. Used when ``architecture="mlp"``.
 
     conv_channels : tuple of int, default=(32, 64, 64)
         Channels of the convolutional encoder's stages, each halving the
@@ -98,17 +117,22 @@ default=None
     alpha : float, default=0.0
         Weight decay (L2 penalty) of the optimizer.
 
-    batch_size : int, default=128
-        Rows per training batch.
+    batch_size : "auto" or int, default="auto"
+        Rows per training batch. "auto" aims at about 32 batches an epoch: a
+        power of two within [16, 256] (120 training rows give 16, 60,000
+        give 256); the value is ``batch_size_``.
 
     max_iter : int, default=200
         Maximum number of epochs.
 
-    early_stopping : bool, default=False
+    early_stopping : "auto" or bool, default="auto"
         Hold out ``validation_fraction`` of the rows, stop when the
         validation loss has not improved by ``tol`` for ``n_iter_no_change``
-        epochs, and restore the best weights. When False, training stops
-        when the training loss stops improving in the same way.
+        epochs, and restore the best weights, the start's included (epoch
+        0). When False, training stops when the training loss stops
+        improving in the same way and keeps the last weights. "auto" holds
+        rows out when that gives at least 10 validation rows; the choice is
+        ``early_stopping_``.
 
     validation_fraction : float, default=0.1
         Fraction of rows held out when ``early_stopping=True``.
@@ -146,6 +170,28 @@ default=None
 COMMON_ATTRIBUTES_DOC = """
     net_ : skorch.NeuralNet
         The trained skorch net: its ``history``, ``module_`` and callbacks.
+
+    n_components_ : int
+        Width of the code: ``n_components``, or for a float the number of
+        PCA components that explain that fraction of the variance.
+
+    hidden_layer_sizes_ : tuple of int
+        Widths of the MLP's hidden layers.
+
+    batch_size_ : int
+        Rows per training batch.
+
+    early_stopping_ : bool
+        Whether rows were held out to choose the returned weights.
+
+    best_epoch_ : int
+        Epoch whose weights were kept: with early stopping the best on the
+        validation rows, 0 when none beat the start (a warning says so);
+        without, the last epoch.
+
+    validation_start_score_ : float or None
+        Negative validation loss of the starting weights (with
+        ``init="pca"``, PCA's) when ``early_stopping_``, else None.
 
     n_features_in_ : int
         Number of features (pixels times channels for images) seen in fit.
@@ -227,6 +273,61 @@ def _reject_unusable_input(X):
         )
 
 
+# "auto" early stopping holds rows out when the split gets at least this many:
+# fewer make the choice of the best epoch a coin toss.
+MIN_AUTO_VALIDATION_ROWS = 10
+
+
+def auto_hidden_layer_sizes(n_features, n_components):
+    """Widths of the encoder's two hidden layers for ``hidden_layer_sizes="auto"``.
+
+    The first is the power of two nearest above ``n_features``, within
+    [64, 512]; the second half of it; neither narrower than twice the code,
+    so that a wide code is never squeezed through a narrower layer.
+
+    Examples
+    --------
+    >>> auto_hidden_layer_sizes(784, 2), auto_hidden_layer_sizes(784, 300)
+    ((512, 256), (600, 600))
+    >>> auto_hidden_layer_sizes(13, 2), auto_hidden_layer_sizes(64, 32)
+    ((64, 32), (64, 64))
+    """
+    first = min(512, max(64, 2 ** math.ceil(math.log2(max(n_features, 1)))))
+    return (max(first, 2 * n_components), max(first // 2, 2 * n_components))
+
+
+def auto_batch_size(n_train):
+    """Rows per batch for ``batch_size="auto"``: about 32 batches an epoch, in [16, 256].
+
+    A power of two; small tables get small batches so that an epoch holds
+    enough optimizer steps, large data sets 256-row batches.
+
+    Examples
+    --------
+    >>> auto_batch_size(120), auto_batch_size(1200), auto_batch_size(54000)
+    (16, 32, 256)
+    """
+    return int(min(256, max(16, 2 ** math.floor(math.log2(max(n_train, 1) / 32)))))
+
+
+def _padded(values, n):
+    """``values`` extended with zeros to length ``n``."""
+    out = np.zeros(n)
+    out[:len(values)] = values
+    return out
+
+
+def _padded_components(pca, n_components):
+    """``pca.components_`` with zero rows added up to ``n_components``.
+
+    PCA has at most min(n_samples, n_features) components; a wider code
+    (a convolutional model, or few rows) gets codes that start unused.
+    """
+    components = np.zeros((n_components, pca.components_.shape[1]))
+    components[:len(pca.components_)] = pca.components_
+    return components
+
+
 def fill_doc(cls):
     """Insert the shared parameter and attribute docs into a class docstring."""
     cls.__doc__ = cls.__doc__.replace(
@@ -252,9 +353,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     """Shared machinery of skae's estimators; not for direct use."""
 
     _parameter_constraints = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"),
+                         Interval(RealNotInt, 0, 1, closed="neither")],
+        "init": [StrOptions({"pca", "random"})],
         "architecture": [StrOptions({"mlp", "conv"})],
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": [StrOptions({"auto"}), "array-like"],
         "conv_channels": ["array-like"],
         "input_shape": [None, "array-like"],
         "activation": [None, StrOptions(set(ACTIVATIONS))],
@@ -263,9 +366,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": [StrOptions({"auto"}), "boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -283,8 +386,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self,
         n_components=2,
         *,
+        init="pca",
         architecture="mlp",
-        hidden_layer_sizes=(128, 64),
+        hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
         input_shape=None,
         activation=None,
@@ -293,9 +397,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         optimizer="adam",
         learning_rate_init=1e-3,
         alpha=0.0,
-        batch_size=128,
+        batch_size="auto",
         max_iter=200,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -306,6 +410,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         verbose=0,
     ):
         self.n_components = n_components
+        self.init = init
         self.architecture = architecture
         self.hidden_layer_sizes = hidden_layer_sizes
         self.conv_channels = conv_channels
@@ -331,13 +436,32 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------
     # Subclass hooks
     # ------------------------------------------------------------------
-    def _build_module(self):
-        """Return the torch module to train; called inside the seeded context."""
+    def _build_module(self, start=None):
+        """Return the torch module to train; called inside the seeded context.
+
+        ``start`` is the :class:`sklearn.decomposition.PCA` fitted on the
+        training rows when ``init="pca"``; None builds the same network with
+        any weights (for loading saved ones).
+        """
+        raise NotImplementedError
+
+    def _linear_start(self, pca):
+        """Encoder and decoder linear paths from ``pca``: a dict of arrays.
+
+        Keys ``encoder_weight`` (n_encoder_outputs, n_features),
+        ``encoder_bias`` (n_encoder_outputs,), ``decoder_weight``
+        (n_features, n_components_), ``decoder_bias`` (n_features,) and
+        ``code_scale`` (n_components_,); the encoder centers its input on
+        ``pca.mean_``.
+        """
         raise NotImplementedError
 
     def _net_params(self):
         """Extra keyword arguments for ``_net_class`` (loss settings, noise)."""
         return {}
+
+    # A validation value that the kept weights may not hold above the start's.
+    _selection_constraint = None
 
     def _check_fit_data(self, X):
         """Validate parameters against the training data; set data-derived attributes."""
@@ -441,26 +565,99 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _batch_norm(self):
         return self.architecture == "conv" if self.batch_norm is None else self.batch_norm
 
-    def _build_encoder_decoder(self, n_encoder_outputs):
-        """Encoder emitting ``n_encoder_outputs`` values and a decoder from codes."""
+    def _build_encoder_decoder(self, n_encoder_outputs, start=None):
+        """Encoder emitting ``n_encoder_outputs`` values and a decoder from codes.
+
+        With ``init="pca"`` each is a linear path beside the network (the
+        "branch"), whose output layer starts at zero; ``start`` (a fitted
+        PCA, or None when weights will be loaded) sets the linear paths.
+        """
+        k = self.n_components_
         if self.architecture == "conv":
             channels = _check_positive_ints("conv_channels", self.conv_channels, False)
             encoder = ConvEncoder(self.input_shape_, channels, n_encoder_outputs,
                                   self._activation, self._batch_norm)
-            decoder = ConvDecoder(self.n_components, channels, self.input_shape_,
+            decoder = ConvDecoder(k, channels, self.input_shape_,
                                   self._activation, self._batch_norm)
+        else:
+            hidden = self.hidden_layer_sizes_
+            encoder = MLPEncoder(self.n_features_in_, hidden, n_encoder_outputs,
+                                 self._activation, self.dropout, self._batch_norm)
+            decoder = MLPDecoder(k, hidden, self.n_features_in_,
+                                 self._activation, self.dropout, self._batch_norm)
+        if self.init == "random":
             return encoder, decoder
-        hidden = _check_positive_ints("hidden_layer_sizes", self.hidden_layer_sizes, True)
-        encoder = MLPEncoder(self.n_features_in_, hidden, n_encoder_outputs,
-                             self._activation, self.dropout, self._batch_norm)
-        decoder = MLPDecoder(self.n_components, hidden, self.n_features_in_,
-                             self._activation, self.dropout, self._batch_norm)
+        encoder = ResidualEncoder(zero_output_layer(encoder), self.n_features_in_,
+                                  n_encoder_outputs)
+        decoder = ResidualDecoder(zero_output_layer(decoder), k, self.n_features_in_)
+        if start is not None:
+            weights = self._linear_start(start)
+            with torch.no_grad():
+                encoder.linear.weight.copy_(torch.as_tensor(weights["encoder_weight"]))
+                encoder.linear.bias.copy_(torch.as_tensor(weights["encoder_bias"]))
+                encoder.center.copy_(torch.as_tensor(start.mean_))
+                decoder.linear.weight.copy_(torch.as_tensor(weights["decoder_weight"]))
+                decoder.linear.bias.copy_(torch.as_tensor(weights["decoder_bias"]))
+                decoder.code_scale.copy_(torch.as_tensor(weights["code_scale"]))
         return encoder, decoder
+
+    # ------------------------------------------------------------------
+    # The PCA start and the data-dependent defaults
+    # ------------------------------------------------------------------
+    def _fit_pca(self, X, seed):
+        """PCA of the training rows in the network's space, or None when not needed.
+
+        Fitted in float64 (uint8 images scaled to [0, 1]) with an exact
+        solver, so the start matches ``PCA(n_components)`` on the same rows
+        to float32 precision. A float ``n_components`` keeps the smallest
+        number of components that explain that fraction of the variance.
+        """
+        fraction = not isinstance(self.n_components, Integral)
+        if self.init == "random" and not fraction:
+            return None
+        n_samples, n_features = X.shape
+        if n_samples < 2:
+            raise ValueError(
+                f"n_samples={n_samples}: the PCA start (init='pca') needs at least 2 "
+                "samples; pass more rows or set init='random'."
+            )
+        X64 = np.asarray(X, dtype=np.float64)
+        if X.dtype == np.uint8:
+            X64 /= 255.0
+        tall = n_features <= 1000 and n_samples >= 10 * n_features
+        n_components = self.n_components if fraction else min(
+            self.n_components, n_samples, n_features)
+        # Exact solvers: randomized ones would start from an approximation.
+        pca = PCA(n_components, svd_solver="covariance_eigh" if tall else "full",
+                  random_state=seed)
+        return pca.fit(X64)
+
+    def _resolve_sizes(self, n_samples, pca):
+        """Learn ``n_components_`` and the values the "auto" parameters stand for."""
+        if isinstance(self.n_components, Integral):
+            self.n_components_ = int(self.n_components)
+        else:
+            self.n_components_ = int(pca.n_components_)
+        if self.hidden_layer_sizes == "auto":
+            self.hidden_layer_sizes_ = auto_hidden_layer_sizes(
+                self.n_features_in_, self.n_components_)
+        else:
+            self.hidden_layer_sizes_ = _check_positive_ints(
+                "hidden_layer_sizes", self.hidden_layer_sizes, True)
+        if self.early_stopping == "auto":
+            self.early_stopping_ = bool(
+                round(self.validation_fraction * n_samples) >= MIN_AUTO_VALIDATION_ROWS)
+        else:
+            self.early_stopping_ = bool(self.early_stopping)
+        n_train = n_samples
+        if self.early_stopping_:
+            n_train -= max(1, int(round(self.validation_fraction * n_samples)))
+        self.batch_size_ = (auto_batch_size(n_train) if self.batch_size == "auto"
+                            else int(self.batch_size))
 
     def _check_common_params(self, n_samples):
         if self.architecture == "mlp":
-            _check_positive_ints("hidden_layer_sizes", self.hidden_layer_sizes, True)
-            if self.n_components > self.n_features_in_:
+            if self.n_components_ > self.n_features_in_:
                 raise ValueError(
                     f"n_components={self.n_components} must be at most "
                     f"n_features={self.n_features_in_} for architecture='mlp'; "
@@ -483,13 +680,13 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return
         what = ("architecture='conv' (batch_norm=None means True)" if self.batch_norm is None
                 else "batch_norm=True")
-        if self.batch_size < 2:
+        if self.batch_size_ < 2:
             raise ValueError(
                 f"{what} cannot train on batches of one row; raise batch_size "
                 f"(now {self.batch_size}) to 2 or more, or set batch_norm=False."
             )
         n_train = n_samples
-        if self.early_stopping:
+        if self.early_stopping_:
             n_train -= max(1, int(round(self.validation_fraction * n_train)))
         if n_train < 2:
             raise ValueError(
@@ -503,28 +700,34 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         optimizer_params = {f"optimizer__{k}": v for k, v in optimizer_defaults.items()}
         if supports_fused(optimizer_class, device):
             optimizer_params["optimizer__fused"] = True
-        monitor = "valid_loss" if self.early_stopping else "train_loss"
+        monitor = "valid_loss" if self.early_stopping_ else "train_loss"
         callbacks = [
             ("last_epoch_weights", LastEpochWeights()),
             ("stop_on_non_finite", StopOnNonFiniteLoss()),
             ("convergence", ConvergenceMonitor(
                 monitor=monitor, patience=self.n_iter_no_change, threshold=self.tol,
-                threshold_mode="abs", load_best=self.early_stopping,
+                threshold_mode="abs", load_best=self.early_stopping_,
+                constraint=self._selection_constraint,
             )),
         ]
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
         callbacks.extend(copy.deepcopy(self.callbacks or []))
         train_split = None
-        if self.early_stopping:
+        if self.early_stopping_:
             train_split = FractionSplit(self.validation_fraction, seed)
+        if self.init == "pca":
+            # Weight decay pulls weights toward zero, which would shrink the
+            # linear path away from PCA's solution; it regularises the branches.
+            optimizer_params["optimizer__param_groups"] = [
+                ("*.linear.*", {"weight_decay": 0.0})]
         return self._net_class(
             module,
             optimizer=optimizer_class,
             lr=self.learning_rate_init,
             optimizer__weight_decay=self.alpha,
             max_epochs=self.max_iter,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size_,
             train_split=train_split,
             callbacks=callbacks,
             verbose=int(self.verbose > 0),
@@ -571,13 +774,15 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
 
     def _fit(self, X):
         X = self._validate_input(X, reset=True)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        pca = self._fit_pca(X, seed)
+        self._resolve_sizes(len(X), pca)
         self._check_common_params(n_samples=len(X))
         self._check_fit_data(X)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
         with (torch_threads(self.n_threads), seeded_torch(seed, device),
               flushed_denormals(device)):
-            module = self._build_module()
+            module = self._build_module(start=pca if self.init == "pca" else None)
             net = self._build_net(module, len(X), seed, device)
             net.fit(ArrayDataset(X, self._module_input_shape))
         self._set_training_results(net)
@@ -591,7 +796,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         rows = np.unique(np.linspace(0, len(X) - 1, min(n_rows, len(X))).astype(np.intp))
         try:
             codes = self._map_batches(X[rows], lambda module, batch: module.encode(batch),
-                                      self.n_components)
+                                      self.n_components_)
         except ValueError:  # codes that overflow: no range to offer
             return None
         low, high = np.percentile(codes, [1, 99], axis=0)
@@ -604,11 +809,14 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self.n_iter_ = len(history)
         self.loss_curve_ = [float(v) for v in history[:, "train_loss"]] if history else []
         self.validation_scores_ = (
-            [-float(v) for v in history[:, "valid_loss"]] if self.early_stopping and history
+            [-float(v) for v in history[:, "valid_loss"]] if self.early_stopping_ and history
             else None
         )
-        self._n_features_out = self.n_components
+        self._n_features_out = self.n_components_
         stopper = callbacks["convergence"]
+        start_score = getattr(stopper, "start_score_", None)
+        self.validation_start_score_ = None if start_score is None else -float(start_score)
+        self.best_epoch_ = int(stopper.best_epoch_) if self.early_stopping_ else self.n_iter_
         converged = stopper.misses_ >= stopper.patience
         interrupted = callbacks["last_epoch_weights"].interrupted_ or (
             self.n_iter_ < self.max_iter and not converged
@@ -619,8 +827,18 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 f"weights of the last finished epoch ({self.n_iter_}).",
                 UserWarning,
             )
+        elif self.early_stopping_ and self.best_epoch_ == 0 and self.n_iter_:
+            start = "its PCA start" if self.init == "pca" else "its initial weights"
+            warnings.warn(
+                f"{type(self).__name__} never beat {start} on the validation rows "
+                f"in {self.n_iter_} epochs (by at least tol={self.tol}); keeping "
+                "the start (best_epoch_ = 0). A larger model, more epochs or a "
+                "different learning_rate_init may help; on data that PCA already "
+                "reconstructs almost exactly there may be nothing to gain.",
+                UserWarning,
+            )
         elif not converged:
-            monitored = "validation loss" if self.early_stopping else "training loss"
+            monitored = "validation loss" if self.early_stopping_ else "training loss"
             warnings.warn(
                 f"{type(self).__name__} reached max_iter={self.max_iter} epochs while "
                 f"the {monitored} was still improving by more than tol={self.tol}; "
@@ -710,7 +928,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             Deterministic codes (the posterior mean for a VAE).
         """
         check_is_fitted(self)
-        return self._map_input(X, lambda module, batch: module.encode(batch), self.n_components)
+        return self._map_input(X, lambda module, batch: module.encode(batch),
+                               self.n_components_)
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -730,14 +949,14 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=np.float32, ensure_all_finite=True, input_name="X")
-        if Z.shape[1] != self.n_components:
+        if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} columns but {type(self).__name__} was fitted "
-                f"with n_components={self.n_components}; pass codes from transform."
+                f"with n_components_={self.n_components_}; pass codes from transform."
             )
         X_flat = self._map_batches(
             Z, lambda module, batch: module.decode(batch), self.n_features_in_,
-            sample_shape=(self.n_components,),
+            sample_shape=(self.n_components_,),
         )
         return self._as_input_kind(X_flat, self._fitted_on_uint8, self._sample_shape)
 

@@ -51,7 +51,7 @@ _ARRAY_DTYPES = {
 _REQUIRED_ATTRIBUTES = ("n_features_in_", "input_shape_", "_sample_shape",
                         "_fitted_on_uint8", "n_iter_")
 # Learned choices among fixed options; anything else means a tampered file.
-_ATTRIBUTE_OPTIONS = {"output_activation_": {"identity", "sigmoid"},
+_ATTRIBUTE_OPTIONS = {"output_activation_": {"identity", "clip", "sigmoid"},
                       "likelihood_": {"bernoulli", "gaussian"}}
 
 

@@ -5,6 +5,11 @@ exposes ``encode(x)`` (the deterministic code used by ``transform``) and
 ``decode(z)`` (codes back to the input space, output activation applied), and
 its ``forward`` returns a tuple that the matching skorch net unpacks in
 ``get_loss``.
+
+:class:`ResidualEncoder` and :class:`ResidualDecoder` put a linear path beside
+any encoder or decoder (the "branch"): the estimators set the linear path to
+PCA's solution and zero the branch's output layer, so that training starts
+from PCA's reconstruction and the branch learns what PCA misses.
 """
 
 import math
@@ -20,7 +25,29 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
 }
 
-OUTPUT_ACTIVATIONS = {"identity": nn.Identity, "sigmoid": nn.Sigmoid}
+
+
+class Clip(nn.Module):
+    """Clamp into ``[low, high]`` in eval mode; the identity while training.
+
+    A reconstruction clamped into the range that holds every target can only
+    come closer to each target, so clipping at inference never raises the
+    error; while training the gradient of the unclamped output is kept.
+    """
+
+    def __init__(self, low=0.0, high=1.0):
+        super().__init__()
+        self.low = float(low)
+        self.high = float(high)
+
+    def forward(self, x):
+        return x if self.training else x.clamp(self.low, self.high)
+
+    def extra_repr(self):
+        return f"low={self.low}, high={self.high}"
+
+
+OUTPUT_ACTIVATIONS = {"identity": nn.Identity, "sigmoid": nn.Sigmoid, "clip": Clip}
 
 
 def make_mlp(layer_sizes, activation, dropout=0.0, batch_norm=False):
@@ -64,6 +91,10 @@ class MLPEncoder(nn.Module):
         self.hidden = make_mlp(sizes, activation, dropout, batch_norm)
         self.head = nn.Linear(sizes[-1], n_outputs)
 
+    @property
+    def output_layer(self):
+        return self.head
+
     def forward(self, x):
         return self.head(self.hidden(x.flatten(1)))
 
@@ -77,6 +108,10 @@ class MLPDecoder(nn.Module):
         sizes = (n_components, *reversed(tuple(hidden_layer_sizes)))
         self.hidden = make_mlp(sizes, activation, dropout, batch_norm)
         self.head = nn.Linear(sizes[-1], n_features)
+
+    @property
+    def output_layer(self):
+        return self.head
 
     def forward(self, z):
         return self.head(self.hidden(z))
@@ -109,6 +144,10 @@ class ConvEncoder(nn.Module):
         self.features = nn.Sequential(*layers)
         h, w = conv_spatial_sizes(height, width, len(channels))[-1]
         self.head = nn.Linear(channels[-1] * h * w, n_outputs)
+
+    @property
+    def output_layer(self):
+        return self.head
 
     def forward(self, x):
         return self.head(self.features(x).flatten(1))
@@ -146,18 +185,91 @@ class ConvDecoder(nn.Module):
         layers.append(nn.Conv2d(reversed_channels[-1], n_channels, kernel_size=3, padding=1))
         self.features = nn.Sequential(*layers)
 
+    @property
+    def output_layer(self):
+        return self.features[-1]
+
     def forward(self, z):
         return self.features(self.head(z).view(-1, *self._bottleneck))
 
 
-class Autoencoder(nn.Module):
-    """Deterministic autoencoder; ``forward`` returns ``(x_hat, z)``."""
+def zero_output_layer(block):
+    """Zero the weights and bias of ``block.output_layer``: the block then outputs 0."""
+    with torch.no_grad():
+        block.output_layer.weight.zero_()
+        block.output_layer.bias.zero_()
+    return block
 
-    def __init__(self, encoder, decoder, output_activation="identity"):
+
+class ResidualEncoder(nn.Module):
+    """``linear(x.flatten(1) - center) + branch(x)``: a linear path beside ``branch``.
+
+    Parameters
+    ----------
+    branch : torch.nn.Module
+        Any encoder emitting ``n_outputs`` values per sample.
+    n_features : int
+        Values in one flattened sample.
+    n_outputs : int
+        Width of the output.
+    """
+
+    def __init__(self, branch, n_features, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+        self.register_buffer("center", torch.zeros(n_features))
+        self.branch = branch
+
+    def forward(self, x):
+        return self.linear(x.flatten(1) - self.center) + self.branch(x)
+
+
+class ResidualDecoder(nn.Module):
+    """``linear(z) + branch(z / code_scale)``, the linear part in the branch's shape.
+
+    ``code_scale`` (a buffer, one per code) brings codes of very different
+    spreads, such as PCA's, to a common one before the branch's first layer;
+    it changes what the branch sees, not the code.
+
+    Parameters
+    ----------
+    branch : torch.nn.Module
+        Any decoder from ``n_components`` codes.
+    n_components : int
+        Width of the code.
+    n_features : int
+        Values in one flattened output sample.
+    """
+
+    def __init__(self, branch, n_components, n_features):
+        super().__init__()
+        self.linear = nn.Linear(n_components, n_features)
+        self.register_buffer("code_scale", torch.ones(n_components))
+        self.branch = branch
+
+    def forward(self, z):
+        nonlinear = self.branch(z / self.code_scale)
+        return self.linear(z).view_as(nonlinear) + nonlinear
+
+
+def make_output_activation(name, bounds=None):
+    """The output activation ``name``; ``bounds`` are the (low, high) of ``"clip"``."""
+    if name == "clip":
+        return Clip(*(bounds or (0.0, 1.0)))
+    return OUTPUT_ACTIVATIONS[name]()
+
+
+class Autoencoder(nn.Module):
+    """Deterministic autoencoder; ``forward`` returns ``(x_hat, z)``.
+
+    ``output_bounds`` are the (low, high) of the ``"clip"`` output activation.
+    """
+
+    def __init__(self, encoder, decoder, output_activation="identity", output_bounds=None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.output_activation = OUTPUT_ACTIVATIONS[output_activation]()
+        self.output_activation = make_output_activation(output_activation, output_bounds)
 
     def encode(self, x):
         return self.encoder(x)
@@ -188,21 +300,34 @@ class VariationalAutoencoder(nn.Module):
     learn_scale : bool
         Learn one log standard deviation per input feature (Gaussian
         likelihood); otherwise ``log_scale`` is a fixed buffer.
-    init_log_scale : float
+    init_log_scale : float or tensor of shape (n_features,)
         Initial (or fixed) log standard deviation.
+    min_log_scale : float, default=-inf
+        Floor of the learned log standard deviation: a feature that the
+        decoder predicts exactly (a constant pixel) would otherwise drive its
+        scale, and the likelihood, without bound.
+    output_bounds : (float, float) or None, default=None
+        Bounds of the ``"clip"`` output activation.
     """
 
     def __init__(self, encoder, decoder, output_activation, n_features,
-                 learn_scale=False, init_log_scale=0.0):
+                 learn_scale=False, init_log_scale=0.0, min_log_scale=-math.inf,
+                 output_bounds=None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.output_activation = OUTPUT_ACTIVATIONS[output_activation]()
-        log_scale = torch.full((n_features,), float(init_log_scale))
+        self.output_activation = make_output_activation(output_activation, output_bounds)
+        log_scale = torch.zeros(n_features) + torch.as_tensor(init_log_scale,
+                                                              dtype=torch.float32)
         if learn_scale:
             self.log_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer("log_scale", log_scale)
+        self.min_log_scale = float(min_log_scale)
+
+    def gaussian_log_scale(self):
+        """Per-feature log standard deviation of the Gaussian likelihood, floored."""
+        return self.log_scale.clamp(min=self.min_log_scale)
 
     def posterior(self, x):
         mu, logvar = self.encoder(x).chunk(2, dim=1)

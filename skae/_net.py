@@ -21,6 +21,7 @@ callbacks):
   while training and records the KL and reconstruction terms per epoch.
 """
 
+import copy
 import functools
 import math
 import operator
@@ -34,6 +35,10 @@ from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
 from ._data import BatchIterator
+
+# Bernoulli means are kept this far from 0 and 1 in the loss, where the
+# log-likelihood of a pixel at the other end would be infinite.
+BERNOULLI_EPS = 1e-4
 
 
 @functools.lru_cache(maxsize=None)
@@ -385,6 +390,33 @@ class AutoencoderNet(NeuralNet):
             return self.module_(x, **fit_params)
         return super().infer(x, **fit_params)
 
+    def evaluate(self, dataset):
+        """Validation scores of the current weights over ``dataset``, recording nothing.
+
+        A dict of history key to value: ``valid_loss`` and what
+        :meth:`validation_terms` adds, each the batch-size-weighted mean over
+        the batches of a validation pass with the validation noise of every
+        epoch: the values the weights would get at the end of an epoch.
+        """
+        self._set_mode(False)
+        self._valid_generator.manual_seed(self._valid_seed)
+        totals, count = {}, 0
+        with torch.no_grad():
+            for batch in self.get_iterator(dataset, training=False):
+                X = device_tensor(batch[0], self.device)
+                y_pred = self.infer(self.corrupt(X, False), **self.module_kwargs(False))
+                terms = {"valid_loss": self.batch_loss(y_pred, X),
+                         **self.validation_terms(y_pred, X)}
+                for name, value in terms.items():
+                    totals[name] = totals.get(name, 0.0) + value.item() * len(X)
+                count += len(X)
+        self._valid_generator.manual_seed(self._valid_seed)
+        return {name: total / max(count, 1) for name, total in totals.items()}
+
+    def validation_terms(self, y_pred, X):
+        """Scalar tensors a validation batch records beside its loss; none here."""
+        return {}
+
     def _step(self, batch, training):
         X = device_tensor(batch[0], self.device)
         X_input = self.corrupt(X, training)
@@ -448,6 +480,10 @@ class VAENet(AutoencoderNet):
     ----------
     likelihood : {"bernoulli", "gaussian"}
         Decoder distribution of the reconstruction term.
+    bernoulli_logits : bool, default=True
+        Whether a Bernoulli decoder outputs logits; if False it outputs the
+        means themselves (a linear path started from PCA), clamped into
+        ``[BERNOULLI_EPS, 1 - BERNOULLI_EPS]`` in the loss.
     beta : float, default=1.0
         Weight of the KL term (beta-VAE).
     kl_warmup : int, default=0
@@ -455,12 +491,20 @@ class VAENet(AutoencoderNet):
         ``beta``; validation always uses ``beta``.
     **kwargs
         Passed to :class:`AutoencoderNet`.
+
+    Notes
+    -----
+    Validation draws its latent samples from a generator re-seeded at every
+    epoch, so that ``valid_loss`` is a Monte Carlo negative ELBO whose noise
+    is the same from epoch to epoch (epochs compare) and, at an exact
+    posterior such as probabilistic PCA's start, equal to ``-log p(x)``.
     """
 
-    def __init__(self, module, *args, likelihood="gaussian", beta=1.0, kl_warmup=0,
-                 **kwargs):
+    def __init__(self, module, *args, likelihood="gaussian", bernoulli_logits=True,
+                 beta=1.0, kl_warmup=0, **kwargs):
         super().__init__(module, *args, **kwargs)
         self.likelihood = likelihood
+        self.bernoulli_logits = bernoulli_logits
         self.beta = beta
         self.kl_warmup = kl_warmup
 
@@ -470,10 +514,17 @@ class VAENet(AutoencoderNet):
                                               on_train=prefix == "train"))
             for prefix in ("train", "valid") for term in ("recon", "kl")
         ]
-        return [*super().get_default_callbacks(), *terms]
+        mse = ("valid_mse", BatchAverage(name="valid_mse", on_train=False))
+        return [*super().get_default_callbacks(), *terms, mse]
+
+    def validation_terms(self, y_pred, X):
+        """The mean squared error of the reconstruction at the posterior mean."""
+        mu = y_pred[1]
+        reconstruction = self.module_.decode(mu)
+        return {"valid_mse": (reconstruction.flatten(1) - X.flatten(1)).pow(2).mean()}
 
     def module_kwargs(self, training):
-        return {"generator": self._noise_generator} if training else {}
+        return {"generator": self._noise_generator if training else self._valid_generator}
 
     def kl_weight(self, training):
         """KL weight of the current epoch: ramped while warming up, else ``beta``."""
@@ -482,26 +533,59 @@ class VAENet(AutoencoderNet):
         epoch = len(self.history) - 1
         return self.beta * min(1.0, epoch / self.kl_warmup)
 
-    def negative_elbo_terms(self, y_pred, X):
-        """Per-row reconstruction negative log-likelihood and KL, in nats."""
-        decoder_output, mu, logvar = y_pred
+    def reconstruction_nll(self, decoder_output, X, module=None):
+        """Per-row negative log-likelihood of X given the decoder's output, in nats."""
         decoder_output = decoder_output.flatten(1)
         X = X.flatten(1)
         if self.likelihood == "bernoulli":
-            recon = F.binary_cross_entropy_with_logits(
-                decoder_output, X, reduction="none").sum(1)
-        else:
-            log_scale = self.module_.log_scale
-            recon = (0.5 * ((X - decoder_output) * torch.exp(-log_scale)).pow(2)
-                     + log_scale + 0.5 * math.log(2 * math.pi)).sum(1)
+            if self.bernoulli_logits:
+                return F.binary_cross_entropy_with_logits(
+                    decoder_output, X, reduction="none").sum(1)
+            means = decoder_output.clamp(BERNOULLI_EPS, 1.0 - BERNOULLI_EPS)
+            return F.binary_cross_entropy(means, X, reduction="none").sum(1)
+        log_scale = (module or self.module_).gaussian_log_scale()
+        return (0.5 * ((X - decoder_output) * torch.exp(-log_scale)).pow(2)
+                + log_scale + 0.5 * math.log(2 * math.pi)).sum(1)
+
+    def negative_elbo_terms(self, y_pred, X):
+        """Per-row reconstruction negative log-likelihood and KL, in nats."""
+        decoder_output, mu, logvar = y_pred
+        recon = self.reconstruction_nll(decoder_output, X)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         return recon, kl
+
+    def log_likelihood_bound(self, module, X, generator, n_draws):
+        """Importance-weighted lower bound on ``log p(x)`` per row (Burda et al. 2016).
+
+        ``log mean_k p(x, z_k) / q(z_k | x)`` over ``n_draws`` draws of the
+        posterior; one draw gives a Monte Carlo ELBO, more draws a tighter
+        bound. At an exact posterior every term equals ``p(x)``. Every row
+        uses the same ``n_draws`` standard normal draws (from ``generator``,
+        or a tensor of them of shape (n_draws, n_components)), so that a
+        row's bound does not depend on the rows around it.
+        """
+        mu, logvar = module.posterior(X)
+        std = torch.exp(0.5 * logvar)
+        draws = generator if isinstance(generator, torch.Tensor) else torch.randn(
+            (n_draws, mu.shape[1]), generator=generator, device=mu.device, dtype=mu.dtype)
+        log_weights = []
+        for eps in draws.to(mu.device, mu.dtype):
+            eps = eps.expand_as(mu)
+            z = mu + eps * std
+            log_prior = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(1)
+            log_posterior = -0.5 * (eps.pow(2) + logvar + math.log(2 * math.pi)).sum(1)
+            nll = self.reconstruction_nll(module.decoder(z), X, module)
+            log_weights.append(log_prior - log_posterior - nll)
+        return torch.logsumexp(torch.stack(log_weights), dim=0) - math.log(len(draws))
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         recon, kl = self.negative_elbo_terms(y_pred, y_true)
         prefix = "train" if training else "valid"
         self.record_batch_value(f"{prefix}_recon", recon.mean())
         self.record_batch_value(f"{prefix}_kl", kl.mean())
+        if not training:
+            for name, value in self.validation_terms(y_pred, y_true).items():
+                self.record_batch_value(name, value)
         return (recon + self.kl_weight(training) * kl).mean()
 
     def batch_loss(self, y_pred, X):
@@ -649,11 +733,62 @@ class LastEpochWeights(Callback):
 
 
 class ConvergenceMonitor(EarlyStopping):
-    """skorch's :class:`~skorch.callbacks.EarlyStopping`, safe when no epoch finished.
+    """skorch's :class:`~skorch.callbacks.EarlyStopping`, with the start among the candidates.
 
-    skorch's version reads the last epoch of the history at the end of
-    training, which fails when training was interrupted in the first epoch.
+    When it monitors the validation loss, the weights training starts from
+    (epoch 0) are scored on the validation rows before the first step and
+    enter the competition: with ``load_best`` an epoch's weights replace them
+    only if that epoch beats the start's validation loss by ``threshold``,
+    so the weights returned never have a higher validation loss than the
+    start. ``start_score_`` holds the start's validation loss (None when not
+    measured) and ``best_epoch_`` is 0 when no epoch beat it.
+
+    ``constraint`` names a second validation value (e.g. a VAE's
+    ``valid_mse``) that a candidate epoch must hold at or below the start's:
+    an epoch above it counts as no improvement, whatever its loss.
+
+    Also safe when no epoch finished: skorch's version reads the last epoch
+    of the history at the end of training, which fails when training was
+    interrupted in the first epoch.
     """
+
+    def __init__(self, *args, constraint=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.constraint = constraint
+
+    def on_train_begin(self, net, **kwargs):
+        super().on_train_begin(net, **kwargs)
+        self.start_score_ = None
+        self._constraint_limit = None
+        self._start_pending = True
+
+    def on_epoch_end(self, net, **kwargs):
+        limit = self._constraint_limit
+        if limit is not None and not net.history[-1, self.constraint] <= limit:
+            self.misses_ += 1
+            if self.misses_ == self.patience:
+                raise KeyboardInterrupt
+            return
+        super().on_epoch_end(net, **kwargs)
+
+    def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
+        if not self._start_pending:
+            return
+        self._start_pending = False
+        if self.monitor != "valid_loss" or dataset_valid is None or not hasattr(
+                net, "evaluate"):
+            return
+        scores = net.evaluate(dataset_valid)
+        score = scores["valid_loss"]
+        if not math.isfinite(score):
+            return
+        self.start_score_ = score
+        if self.constraint is not None:
+            self._constraint_limit = scores[self.constraint]
+        self.dynamic_threshold_ = self._calc_new_threshold(score)
+        self.best_epoch_ = 0
+        if self.load_best:
+            self.best_model_weights_ = copy.deepcopy(net.module_.state_dict())
 
     def on_train_end(self, net, **kwargs):
         if len(net.history):

@@ -9,9 +9,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseAutoencoder, fill_doc
+from ._base import _BaseAutoencoder, _padded, _padded_components, fill_doc
 from ._modules import VariationalAutoencoder
 from ._net import VAENet
+
+# Posterior draws of the bound that ``score_samples`` computes.
+SCORE_DRAWS = 16
+
+# Floor of a learned Gaussian scale, relative to the data's root mean variance.
+MIN_SCALE = 1e-3
 
 
 @fill_doc
@@ -26,14 +32,18 @@ class VAETransformer(_BaseAutoencoder):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Dimension of the latent space.
+    n_components : int or float, default=2
+        Dimension of the latent space. A float in (0, 1) keeps the smallest
+        number of PCA components that explain that fraction of the variance
+        (``n_components_``).
 
     likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
         Decoder distribution. "bernoulli" (binary cross-entropy) needs data
-        in [0, 1]; "gaussian" suits any real data, e.g. standardized tables.
-        "auto" picks "bernoulli" for data in [0, 1], "gaussian" otherwise;
-        the choice is ``likelihood_``.
+        in [0, 1]; "gaussian" suits any real data, e.g. standardized tables
+        or gray-level pixels. "auto" picks "gaussian" with ``init="pca"``
+        (where the start is exactly probabilistic PCA), and with
+        ``init="random"`` "bernoulli" for data in [0, 1], "gaussian"
+        otherwise; the choice is ``likelihood_``.
 
     beta : float, default=1.0
         Weight of the KL term (beta-VAE).
@@ -42,8 +52,10 @@ class VAETransformer(_BaseAutoencoder):
         Epochs over which the KL weight ramps linearly from 0 to ``beta``.
 
     gaussian_scale : "learned" or float, default="learned"
-        Standard deviation of the Gaussian likelihood: learned per feature,
-        or fixed to this positive value.
+        Standard deviation of the Gaussian likelihood: learned per feature
+        (floored at 1e-3 times the data's root mean variance, so that a
+        constant feature cannot make the likelihood unbounded), or fixed to
+        this positive value.
 
     %(common_parameters)s
 
@@ -57,17 +69,41 @@ class VAETransformer(_BaseAutoencoder):
     Notes
     -----
     ``transform`` returns the posterior mean, so the same input always gives
-    the same codes. ``score_samples`` is the ELBO of each row in nats,
-    evaluated at the posterior mean (the reconstruction term uses ``z = mu``
-    rather than a random draw) with the exact KL term: deterministic, and a
-    close single-point estimate of the ELBO. The training history
-    ``net_.history`` holds ``train_recon``, ``train_kl`` (and ``valid_*``
-    with early stopping) per epoch.
+    the same codes. ``score_samples`` is a lower bound on ``log p(x)`` of
+    each row in nats: the importance-weighted bound of Burda et al. with
+    ``SCORE_DRAWS`` (16) posterior draws, from a generator seeded by
+    ``random_state``, the same draws for every row and at every call, so
+    a row's score depends on neither the call nor the rows beside it. The training history ``net_.history`` holds ``train_recon``,
+    ``train_kl`` (and ``valid_*`` with early stopping) per epoch.
+
+    **The PCA start** (``init="pca"``). A linear Gaussian VAE is
+    probabilistic PCA (Lucas et al. 2019), so the Gaussian VAE starts at
+    PPCA's maximum-likelihood solution (Tipping and Bishop 1999): decoder
+    ``mean + W z`` with ``W = U_k (L_k - s2 I)^(1/2)``, ``s2`` the mean of
+    the discarded eigenvalues (as ``PCA.noise_variance_``), the scales at
+    ``sqrt(s2)``, and the encoder's mean and variance at the exact
+    posterior ``N(L_k^-1 (L_k - s2 I)^(1/2) U_k^T (x - mean), s2 L_k^-1)``.
+    The bound then equals PPCA's log-likelihood, ``PCA(k).score(X)``, and
+    with early stopping the returned weights never have a lower
+    validation bound. With ``likelihood="bernoulli"`` the encoder starts
+    the same way and the decoder outputs Bernoulli means ``mean + W z``
+    (clamped into [1e-4, 1 - 1e-4] in the loss and into [0, 1] when
+    decoding), so that reconstructions at the posterior mean start as
+    PCA's, clipped into [0, 1], which is never further from a pixel.
 
     References
     ----------
     Kingma, D. P. and Welling, M. (2014). Auto-Encoding Variational Bayes.
     ICLR.
+
+    Tipping, M. E. and Bishop, C. M. (1999). Probabilistic principal
+    component analysis. JRSS B 61(3).
+
+    Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance weighted
+    autoencoders. ICLR.
+
+    Lucas, J., Tucker, G., Grosse, R. and Norouzi, M. (2019). Don't blame
+    the ELBO! A linear VAE perspective on posterior collapse. NeurIPS.
 
     Examples
     --------
@@ -93,17 +129,20 @@ class VAETransformer(_BaseAutoencoder):
         "gaussian_scale": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
     }
     _net_class = VAENet
+    # The kept weights reconstruct the validation rows no worse than the start.
+    _selection_constraint = "valid_mse"
 
     def __init__(
         self,
         n_components=2,
         *,
+        init="pca",
         likelihood="auto",
         beta=1.0,
         kl_warmup=0,
         gaussian_scale="learned",
         architecture="mlp",
-        hidden_layer_sizes=(128, 64),
+        hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
         input_shape=None,
         activation=None,
@@ -112,9 +151,9 @@ class VAETransformer(_BaseAutoencoder):
         optimizer="adam",
         learning_rate_init=1e-3,
         alpha=0.0,
-        batch_size=128,
+        batch_size="auto",
         max_iter=200,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -126,6 +165,7 @@ class VAETransformer(_BaseAutoencoder):
     ):
         super().__init__(
             n_components,
+            init=init,
             architecture=architecture,
             hidden_layer_sizes=hidden_layer_sizes,
             conv_channels=conv_channels,
@@ -163,27 +203,83 @@ class VAETransformer(_BaseAutoencoder):
                 "likelihood='gaussian'."
             )
         if self.likelihood == "auto":
-            self.likelihood_ = "bernoulli" if in_unit_interval else "gaussian"
+            self.likelihood_ = ("bernoulli" if in_unit_interval and self.init == "random"
+                                else "gaussian")
         else:
             self.likelihood_ = self.likelihood
+        self._data_min, self._data_max = low, high
+        self._in_unit_interval = in_unit_interval
+        X_scale = X.astype(np.float64) / 255.0 if X.dtype == np.uint8 else X
+        if self.gaussian_scale == "learned":
+            # The floor of a learned scale, relative to the data's spread.
+            root_mean_variance = float(np.sqrt(np.mean(np.var(X_scale, axis=0))))
+            self._min_log_scale = math.log(MIN_SCALE * max(root_mean_variance, 1e-12))
+        else:
+            self._min_log_scale = -math.inf
 
-    def _build_module(self):
-        encoder, decoder = self._build_encoder_decoder(2 * self.n_components)
+    @property
+    def _output_activation(self):
+        if self.init == "random":
+            return "sigmoid" if self.likelihood_ == "bernoulli" else "identity"
+        return "clip" if self._in_unit_interval else "identity"
+
+    def _build_module(self, start=None):
+        encoder, decoder = self._build_encoder_decoder(2 * self.n_components_, start)
         learned = self.gaussian_scale == "learned"
+        init_log_scale = 0.0 if learned else math.log(self.gaussian_scale)
+        if start is not None and learned:
+            init_log_scale = 0.5 * math.log(self._ppca_noise_variance(start))
         return VariationalAutoencoder(
             encoder, decoder,
-            output_activation="sigmoid" if self.likelihood_ == "bernoulli" else "identity",
+            output_activation=self._output_activation,
             n_features=self.n_features_in_,
             learn_scale=learned,
-            init_log_scale=0.0 if learned else math.log(self.gaussian_scale),
+            init_log_scale=init_log_scale,
+            min_log_scale=self._min_log_scale,
+            output_bounds=(self._data_min, self._data_max),
         )
+
+    def _ppca_noise_variance(self, pca):
+        """PPCA's noise variance (``pca.noise_variance_``), kept above the scale's floor."""
+        floor = math.exp(2 * self._min_log_scale) if math.isfinite(self._min_log_scale) else 0
+        return max(float(pca.noise_variance_), floor, 1e-12)
+
+    def _linear_start(self, pca):
+        k = self.n_components_
+        components = _padded_components(pca, k)
+        noise = (self._ppca_noise_variance(pca) if self.gaussian_scale == "learned"
+                 else float(self.gaussian_scale) ** 2)
+        # W = U (L - s2)^(1/2) at PPCA's maximum likelihood; codes PCA lacks
+        # (more than its components) get w = 0: decoded to nothing, posterior = prior.
+        eigenvalues = _padded(pca.explained_variance_, k)
+        ml_noise = self._ppca_noise_variance(pca)
+        w = np.sqrt(np.maximum(eigenvalues - ml_noise, 0.0))
+        w[len(pca.components_):] = 0.0
+        # The exact posterior of z given x under that model: precision M = w^2 + s2.
+        m = w ** 2 + noise
+        encoder_weight = np.zeros((2 * k, components.shape[1]))
+        encoder_weight[:k] = (w / m)[:, None] * components
+        encoder_bias = np.concatenate([np.zeros(k), np.log(noise / m)])
+        encoder_bias[k:][w == 0] = 0.0
+        return {
+            "encoder_weight": encoder_weight,
+            "encoder_bias": encoder_bias,
+            "decoder_weight": components.T * w,
+            "decoder_bias": pca.mean_,
+            "code_scale": np.ones(k),
+        }
 
     def _net_params(self):
         return {"likelihood": self.likelihood_, "beta": self.beta,
-                "kl_warmup": self.kl_warmup}
+                "kl_warmup": self.kl_warmup,
+                "bernoulli_logits": self.init == "random"}
 
     def score_samples(self, X):
-        """ELBO of each row in nats, at the posterior mean (higher is better).
+        """Lower bound on the log-likelihood of each row, in nats (higher is better).
+
+        The importance-weighted bound with ``SCORE_DRAWS`` posterior draws
+        from a generator seeded by ``random_state`` (the same at every call);
+        see Notes.
 
         Parameters
         ----------
@@ -191,17 +287,21 @@ class VAETransformer(_BaseAutoencoder):
 
         Returns
         -------
-        elbo : ndarray of shape (n_samples,)
-            ``-(reconstruction NLL at z = mu + KL)``; see Notes.
+        log_likelihood_bound : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
         net = self.net_
+        generator = torch.Generator().manual_seed(self._score_seed)
+        draws = torch.randn((SCORE_DRAWS, self.n_components_), generator=generator)
 
-        def elbo(module, batch):
-            recon, kl = net.negative_elbo_terms(module(batch), batch)
-            return -(recon + kl)
+        def bound(module, batch):
+            return net.log_likelihood_bound(module, batch, draws, SCORE_DRAWS)
 
-        return self._map_input(X, elbo, 1).ravel()
+        return self._map_input(X, bound, 1).ravel()
+
+    def _set_training_results(self, net):
+        super()._set_training_results(net)
+        self._score_seed = int(np.random.SeedSequence(net.random_seed).generate_state(4)[3])
 
     def sample(self, n_samples=1, random_state=None):
         """Decode ``n_samples`` draws from the standard normal prior.
@@ -223,7 +323,7 @@ class VAETransformer(_BaseAutoencoder):
             raise ValueError(f"n_samples={n_samples!r} must be a positive int.")
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
-        Z = torch.randn((n_samples, self.n_components), generator=generator).numpy()
+        Z = torch.randn((n_samples, self.n_components_), generator=generator).numpy()
         return self.inverse_transform(Z)
 
     def interpolate(self, x_a, x_b, n_steps=8):
