@@ -7,6 +7,7 @@ Usage::
     python -m benchmarks run --profile quick --datasets wine digits \\
         --methods pca ae_mlp --n-components 2 --max-iter 5 --output-dir /tmp/b
     python -m benchmarks estimate --profile full    # predicted run time
+    python -m benchmarks merge PART... --profile full --output-dir benchmarks/results/full
     python -m benchmarks list                       # datasets, methods, profiles
 
 ``run`` prints the summary table (markdown) and the goals to stdout, progress
@@ -45,6 +46,11 @@ def _parser():
     estimate.add_argument("--profile", choices=sorted(PROFILES), default="full")
     estimate.add_argument("--n-threads", type=int, help="threads (default: every core)")
 
+    merge = commands.add_parser("merge", help="merge the results of a run made in parts")
+    merge.add_argument("parts", nargs="+", help="output folders of the parts' runs")
+    merge.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    merge.add_argument("--output-dir", required=True)
+
     commands.add_parser("list", help="list datasets, methods and profiles")
     return parser
 
@@ -70,6 +76,14 @@ def main(argv=None):
         return 0
 
     from .report import goals_markdown
+
+    if args.command == "merge":
+        from .merge import merge
+
+        results = merge(args.parts, args.profile, args.output_dir, _command_line(argv))
+        print(goals_markdown(results.goals, args.profile))
+        return 0
+
     from .suite import run
 
     results = run(

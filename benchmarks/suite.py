@@ -55,13 +55,13 @@ COLUMNS = [
     "dataset", "method", "family", "n_components", "seed", "status",
     "recon_mse", "knn1_acc", "knn5_acc", "kmeans_nmi", "kmeans_ari", "trustworthiness",
     "log_likelihood", "fit_seconds", "best_epoch", "epochs_to_pca", "transform_rows_per_s",
-    "peak_fit_mem_mb", "train_rows", "test_rows", "n_features", "settings",
+    "peak_fit_mem_mb", "data_variance", "train_rows", "test_rows", "n_features", "settings",
     "profile", "n_threads", "git_commit", "command", "error", "note",
 ]
 METRIC_COLUMNS = [
     "recon_mse", "knn1_acc", "knn5_acc", "kmeans_nmi", "kmeans_ari", "trustworthiness",
     "log_likelihood", "fit_seconds", "best_epoch", "epochs_to_pca", "transform_rows_per_s",
-    "peak_fit_mem_mb",
+    "peak_fit_mem_mb", "data_variance",
 ]
 # Columns that may be empty in a successful row: the error, a note, the MSE
 # of a method with no inverse_transform (explained by the note), the test
@@ -166,6 +166,8 @@ def evaluate(prepared, method, n_components, seed, budget, n_threads):
             note = ""
         else:
             recon_mse, note = float("nan"), "no inverse_transform: recon_mse left blank"
+        X_scaled = np.asarray(pipeline[:-1].transform(X_test))
+        data_variance = float(np.var(X_scaled.reshape(len(X_scaled), -1), axis=0).mean())
         log_likelihood = float("nan")
         if method.name in ("pca", "vae"):
             # PCA's probabilistic log-likelihood, the VAE's lower bound on it: nats per row.
@@ -187,6 +189,7 @@ def evaluate(prepared, method, n_components, seed, budget, n_threads):
         trustworthiness=metrics.trustworthiness_score(
             prepared.trust_distances, Z_test[prepared.trust_index]),
         log_likelihood=log_likelihood,
+        data_variance=data_variance,
         fit_seconds=fit_time.seconds,
         **_training_facts(method, final),
         transform_rows_per_s=len(X_test) / max(transform_time.seconds, 1e-9),

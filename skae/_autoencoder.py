@@ -54,6 +54,16 @@ class AutoencoderTransformer(_BaseAutoencoder):
     VAETransformer : Variational autoencoder that can also sample.
     sklearn.decomposition.PCA : The linear baseline.
 
+    Notes
+    -----
+    With ``init="pca"`` the encoder is ``z = P (x - mean) + g(x)`` and the
+    decoder ``mean + P^T z + h(z)``, where ``P`` holds PCA's components of
+    the training rows and ``g``, ``h`` are the network (MLP or
+    convolutional) with their last layers at zero: the model starts as PCA,
+    reconstruction for reconstruction, and with early stopping returns the
+    weights of the best epoch on the validation rows, the start included,
+    so its validation error is never above PCA's.
+
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -225,6 +235,16 @@ default="gaussian"
     --------
     AutoencoderTransformer : The same model without corruption.
 
+    Notes
+    -----
+    With ``init="pca"`` it starts from PCA of the clean rows, as
+    :class:`AutoencoderTransformer` does, and early stopping compares the
+    epochs, the start included, by the denoising loss of the validation
+    rows, among those that reconstruct the clean validation rows no worse
+    than the start (``valid_clean_mse`` in the history): denoising can
+    cost accuracy on clean rows where PCA is nearly lossless, and the
+    model never pays it beyond PCA's error.
+
     Examples
     --------
     >>> import numpy as np
@@ -245,6 +265,8 @@ default="gaussian"
         "clip": [None, "boolean", tuple, list],
     }
     _net_class = DenoisingNet
+    # The kept weights reconstruct clean validation rows no worse than the start.
+    _selection_constraint = "valid_clean_mse"
 
     def __init__(
         self,

@@ -152,8 +152,10 @@ default=None
         Dask worker processes, and every available core otherwise. While
         ``fit`` trains on the CPU, these threads flush subnormal floats
         (below 1.2e-38) to zero, which keeps Adam's decaying moment
-        estimates from slowing epochs down by up to 2x; the codes do not
-        change, and IEEE arithmetic is restored after.
+        estimates from slowing epochs down by up to 2x; results differ from
+        IEEE arithmetic as rounding differences do (training can amplify
+        them, as it amplifies any change in the order of operations), and
+        IEEE arithmetic is restored after.
 
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` pairs),
@@ -617,10 +619,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return None
         n_samples, n_features = X.shape
         if n_samples < 2:
-            raise ValueError(
-                f"n_samples={n_samples}: the PCA start (init='pca') needs at least 2 "
-                "samples; pass more rows or set init='random'."
-            )
+            needs = ("the PCA start (init='pca') needs at least 2 samples; pass more "
+                     "rows or set init='random'" if self.init == "pca" else
+                     f"a float n_components={self.n_components!r} is chosen by PCA, which "
+                     "needs at least 2 samples; pass more rows or an int n_components")
+            raise ValueError(f"n_samples={n_samples}: {needs}.")
         X64 = np.asarray(X, dtype=np.float64)
         if X.dtype == np.uint8:
             X64 /= 255.0

@@ -414,8 +414,23 @@ def _rebuild_estimator(config, path):
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path!r} holds invalid parameters: {exc}") from None
     _check_attributes(cls, attributes, param_names, path)
+    _check_resolved_params(params, attributes, path)
     vars(estimator).update(attributes)
     return estimator
+
+
+def _check_resolved_params(params, attributes, path):
+    """A learned value that a parameter fixes must agree with it (e.g. the MLP's widths)."""
+    for param, attribute in (("hidden_layer_sizes", "hidden_layer_sizes_"),
+                             ("batch_size", "batch_size_"), ("n_components", "n_components_")):
+        value, learned = params.get(param, "auto"), attributes.get(attribute)
+        if value == "auto" or learned is None or isinstance(value, float):
+            continue
+        if (tuple(value) if isinstance(value, (tuple, list)) else value) != learned:
+            raise ValueError(
+                f"{path!r} holds inconsistent attributes: {attribute}={learned!r} "
+                f"disagrees with {param}={value!r}."
+            )
 
 
 def _is_shape(value):

@@ -445,7 +445,13 @@ class AutoencoderNet(NeuralNet):
         return {"loss": loss, "y_pred": y_pred}
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Criterion between the reconstruction ``y_pred[0]`` and the clean input."""
+        """Criterion between the reconstruction ``y_pred[0]`` and the clean input.
+
+        A validation batch also records its :meth:`validation_terms`.
+        """
+        if not training:
+            for name, value in self.validation_terms(y_pred, y_true).items():
+                self.record_batch_value(name, value)
         return self.batch_loss(y_pred, y_true)
 
     def batch_loss(self, y_pred, X):
@@ -471,6 +477,16 @@ class DenoisingNet(AutoencoderNet):
     def corrupt(self, X, training):
         generator = self._noise_generator if training else self._valid_generator
         return self.corruption(X, generator)
+
+    def get_default_callbacks(self):
+        clean = ("valid_clean_mse", BatchAverage(name="valid_clean_mse", on_train=False))
+        return [*super().get_default_callbacks(), clean]
+
+    def validation_terms(self, y_pred, X):
+        """The mean squared error of the reconstruction of the clean (uncorrupted) batch."""
+        module = self.module_
+        reconstruction = module.decode(module.encode(X))
+        return {"valid_clean_mse": (reconstruction - X).flatten(1).pow(2).mean()}
 
 
 class VAENet(AutoencoderNet):

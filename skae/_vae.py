@@ -112,7 +112,7 @@ class VAETransformer(_BaseAutoencoder):
     >>> X = load_digits().data / 16.0
     >>> vae = VAETransformer(n_components=2, max_iter=5, random_state=0).fit(X)
     >>> vae.likelihood_
-    'bernoulli'
+    'gaussian'
     >>> vae.transform(X[:3]).shape
     (3, 2)
     >>> vae.sample(4, random_state=1).shape

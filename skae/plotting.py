@@ -594,7 +594,7 @@ def plot_loss_curve(estimator, *, ax=None):
     >>> from skae import VAETransformer
     >>> from skae.plotting import plot_loss_curve
     >>> X = load_digits().data[:200] / 16.0
-    >>> vae = VAETransformer(hidden_layer_sizes=(32,), max_iter=3,
+    >>> vae = VAETransformer(hidden_layer_sizes=(32,), max_iter=3, early_stopping=False,
     ...                      random_state=0).fit(X)
     >>> fig = plot_loss_curve(vae)
     >>> [line.get_label() for line in fig.axes[0].get_lines()]

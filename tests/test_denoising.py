@@ -72,7 +72,8 @@ def test_noise_is_fresh_each_batch_and_epoch(digits_split):
         seen.append((noisy - X_batch).clone())
         return noisy
 
-    DenoisingAutoencoder(noise=recording_noise, batch_size=128, **dict(SMALL, max_iter=3)).fit(X)
+    DenoisingAutoencoder(noise=recording_noise, batch_size=128, early_stopping=False,
+                         **dict(SMALL, max_iter=3)).fit(X)
     assert len(seen) == 6  # 2 batches x 3 epochs
     for i in range(len(seen)):
         for j in range(i + 1, len(seen)):

@@ -75,7 +75,7 @@ def test_uint8_images_scale_and_return_uint8():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(40, 8, 8), dtype=np.uint8)
     est = AutoencoderTransformer(**TINY_CONV).fit(images)
-    assert est.output_activation_ == "sigmoid"
+    assert est.output_activation_ == "clip"
     decoded = est.inverse_transform(est.transform(images))
     assert decoded.dtype == np.uint8 and decoded.shape == images.shape
     # uint8 input is the float input divided by 255: same codes, same scores.

@@ -277,7 +277,8 @@ def test_loss_curve_of_vae_shows_its_terms(vae_images, tmp_path):
 def test_loss_curve_of_autoencoder(ae_images, tmp_path):
     figure = plot_loss_curve(ae_images)
     assert_png(figure, tmp_path / "loss.png")
-    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["training loss"]
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert labels == ["training loss"] + ["validation loss"] * ae_images.early_stopping_
 
 
 # ----------------------------------------------------------------------

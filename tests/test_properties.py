@@ -15,6 +15,11 @@ message must name it. Inputs rejected by design: sparse matrices (TypeError
 asking to densify with ``.toarray()``), complex numbers, NaN/inf, non-numeric
 strings and categories, datetime columns, 1-D and 5-D arrays.
 
+Each case meets an estimator with either start, ``init="pca"`` or
+``"random"``, drawn with it. Valid input of one row meets the property above
+from the random start; the PCA start, which needs two rows, must refuse it
+with a message that says so.
+
 ``SKAE_PROPERTY_EXAMPLES`` scales the number of generated cases (default 1.0;
 e.g. 10 for a long hunt).
 """
@@ -36,6 +41,8 @@ from hypothesis import strategies as st
 from skae import AutoencoderTransformer, DenoisingAutoencoder, VAETransformer
 
 ESTIMATORS = [AutoencoderTransformer, DenoisingAutoencoder, VAETransformer]
+# Each generated case meets one of the starts, drawn with it.
+INITS = ["pca", "random"]
 SCALE = float(os.environ.get("SKAE_PROPERTY_EXAMPLES", "1"))
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -362,6 +369,7 @@ def _assert_no_nan(array, where):
 def _estimator(cls, draw):
     return cls(
         n_components=1,
+        init=draw(st.sampled_from(INITS)),
         hidden_layer_sizes=draw(st.sampled_from([(2,), ()])),
         max_iter=draw(st.integers(1, 2)),
         batch_size=draw(st.sampled_from([2, 4, 128])),
@@ -376,7 +384,12 @@ def test_fit_works_or_raises_a_clear_error(cls, case, data):
     X, expected = case
     INPUTS["fit"] += 1
     est = _estimator(cls, data.draw)
-    ok, _ = _call("fit", cls.__name__, lambda: est.fit(X), expected, f"{cls.__name__}.fit")
+    if expected is None and est.init == "pca" and len(X) == 1:
+        # Valid input, but PCA needs two rows: the message says so and how to go on.
+        expected = (r"n_samples=1: the PCA start \(init='pca'\) needs at least 2 "
+                    r"samples.*init='random'")
+    ok, _ = _call("fit", f"{cls.__name__}[{est.init}]", lambda: est.fit(X), expected,
+                  f"{cls.__name__}(init={est.init!r}).fit")
     if not ok:
         return
     assert expected is None or expected == "any", f"fit accepted input that must fail: {expected}"
@@ -401,12 +414,18 @@ COLUMNS = ["a", "b", "c"]
 
 @pytest.fixture(scope="module")
 def fitted():
+    """A model of each estimator and init, keyed ``(cls, init)``.
+
+    The two inits check their input on different first layers (the linear
+    path, the network's first hidden layer).
+    """
     X = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 3)), columns=COLUMNS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {cls: cls(n_components=1, hidden_layer_sizes=(2,), max_iter=2,
-                         device="cpu", n_threads=1, random_state=0).fit(X)
-                for cls in ESTIMATORS}
+        return {(cls, init): cls(n_components=1, init=init, hidden_layer_sizes=(2,),
+                                 max_iter=2, device="cpu", n_threads=1,
+                                 random_state=0).fit(X)
+                for cls in ESTIMATORS for init in INITS}
 
 
 @st.composite
@@ -460,16 +479,16 @@ def _fitted_expectation(X, expected):
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @_settings(max_examples=300)
-@given(case=fitted_input())
-def test_fitted_methods_work_or_raise_a_clear_error(cls, fitted, case):
+@given(case=fitted_input(), init=st.sampled_from(INITS))
+def test_fitted_methods_work_or_raise_a_clear_error(cls, fitted, case, init):
     X, expected = case
     INPUTS["fitted"] += 1
     expected = _fitted_expectation(X, expected)
-    est = fitted[cls]
+    est = fitted[cls, init]
     for method in ("transform", "score_samples", "reconstruct", "score"):
-        ok, result = _call(f"fitted.{method}", cls.__name__,
+        ok, result = _call(f"fitted.{method}", f"{cls.__name__}[{init}]",
                            lambda: getattr(est, method)(X), expected,
-                           f"{cls.__name__}.{method}")
+                           f"{cls.__name__}(init={init!r}).{method}")
         if not ok:
             continue
         assert expected in (None, "any"), f"{method} accepted input that must fail: {expected}"
@@ -495,19 +514,19 @@ def code_cases(draw):
         other_dimension_cases().map(_anything_but_unexpected_success),
         list_cases().map(_anything_but_unexpected_success)))
     if expected is None and np.shape(X)[1] != 1:
-        expected = "fitted with n_components=1"
+        expected = "fitted with n_components_=1"
     return X, expected
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @_settings(max_examples=150)
-@given(case=code_cases())
-def test_inverse_transform_works_or_raises_a_clear_error(cls, fitted, case):
+@given(case=code_cases(), init=st.sampled_from(INITS))
+def test_inverse_transform_works_or_raises_a_clear_error(cls, fitted, case, init):
     Z, expected = case
     INPUTS["codes"] += 1
-    ok, result = _call("fitted.inverse_transform", cls.__name__,
-                       lambda: fitted[cls].inverse_transform(Z), expected,
-                       f"{cls.__name__}.inverse_transform")
+    ok, result = _call("fitted.inverse_transform", f"{cls.__name__}[{init}]",
+                       lambda: fitted[cls, init].inverse_transform(Z), expected,
+                       f"{cls.__name__}(init={init!r}).inverse_transform")
     if ok:
         assert expected in (None, "any"), (
             f"inverse_transform accepted input that must fail: {expected}")
@@ -522,7 +541,10 @@ def test_enough_cases_ran():
     assert INPUTS["fit"] >= int(3 * 300 * SCALE * 0.9)
     assert INPUTS["fitted"] >= int(3 * 300 * SCALE * 0.9)
     assert INPUTS["codes"] >= int(3 * 150 * SCALE * 0.9)
-    # Both outcomes occur: valid input works, hostile input is refused.
+    # Both outcomes occur, from either start: valid input works, hostile input
+    # is refused.
     for test in ("fit", "fitted.transform", "fitted.inverse_transform"):
-        outcomes = {key.split(":")[1] for (name, key) in CASES if name == test}
-        assert {"ok", "ValueError", "TypeError"} <= outcomes, (test, outcomes)
+        for init in INITS:
+            outcomes = {key.split(":")[1] for (name, key) in CASES
+                        if name == test and key.split(":")[0].endswith(f"[{init}]")}
+            assert {"ok", "ValueError", "TypeError"} <= outcomes, (test, init, outcomes)

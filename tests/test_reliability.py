@@ -21,6 +21,7 @@ from skae import AutoencoderTransformer, DenoisingAutoencoder, VAETransformer
 from skae._net import LastEpochWeights
 
 ESTIMATORS = [AutoencoderTransformer, DenoisingAutoencoder, VAETransformer]
+INITS = ["pca", "random"]
 SMALL = dict(n_components=2, hidden_layer_sizes=(16,), batch_size=32, device="cpu",
              n_threads=1, random_state=0)
 
@@ -78,16 +79,18 @@ class Interrupt(Callback):
 # ----------------------------------------------------------------------
 # A loss that becomes NaN or inf
 # ----------------------------------------------------------------------
+@pytest.mark.parametrize("init", INITS)
 @pytest.mark.parametrize("cls, learning_rate", [
     (AutoencoderTransformer, 1.0),  # diverges after a few epochs
     (AutoencoderTransformer, 1e3),
     (DenoisingAutoencoder, 1e3),
     (VAETransformer, 1.0),
 ])
-def test_diverging_loss_stops_at_its_epoch_with_advice(cls, learning_rate, X_standardized):
+def test_diverging_loss_stops_at_its_epoch_with_advice(cls, learning_rate, init,
+                                                       X_standardized):
     EpochCounter.begun.clear()
-    est = cls(**SMALL, optimizer="sgd", learning_rate_init=learning_rate, max_iter=20,
-              callbacks=[EpochCounter()])
+    est = cls(**SMALL, init=init, optimizer="sgd", learning_rate_init=learning_rate,
+              max_iter=20, early_stopping=False, callbacks=[EpochCounter()])
     with pytest.raises(ValueError, match=(
             r"Training diverged at epoch \d+: the train loss is (nan|inf)\. Lower "
             rf"learning_rate_init \(now {learning_rate!r}\) or scale the data first "
@@ -105,10 +108,10 @@ def test_vae_whose_last_step_overflows_its_kl_term_is_caught():
     # Found by tests/test_properties.py: on unscaled data the last step left
     # log-variances near 89, whose exp overflows float32. The outputs were
     # finite, so fit succeeded, and score_samples then failed on the
-    # training data itself.
+    # training data itself. From the random start: the PCA start needs two rows.
     X = np.array([[-30, 326241, -30, -30]], dtype=np.int32)
-    est = VAETransformer(n_components=1, hidden_layer_sizes=(), max_iter=1, batch_size=2,
-                         device="cpu", n_threads=1, random_state=0)
+    est = VAETransformer(n_components=1, init="random", hidden_layer_sizes=(), max_iter=1,
+                         batch_size=2, device="cpu", n_threads=1, random_state=0)
     assert_fit_fails_and_leaves_unfitted(est, X, (
         r"Training diverged at epoch 1: after its last step the loss on the training "
         r"data is (inf|nan)\. .* scale the data first"))
@@ -126,18 +129,26 @@ class BreakWeightsAtEpochEnd(Callback):
                 next(net.module_.parameters()).view(-1)[0] = float("nan")
 
 
+# The module's first parameter: the linear path beside the network with the
+# PCA start, the network's first layer without.
+FIRST_WEIGHTS = {"pca": r"encoder\.linear\.weight", "random": r"encoder\.hidden\.0\.weight"}
+
+
+@pytest.mark.parametrize("init", INITS)
 @pytest.mark.parametrize("early_stopping", [False, True])
-def test_weights_broken_by_the_last_step_are_caught(early_stopping, X):
-    est = AutoencoderTransformer(**SMALL, max_iter=3, early_stopping=early_stopping,
+def test_weights_broken_by_the_last_step_are_caught(early_stopping, init, X):
+    est = AutoencoderTransformer(**SMALL, init=init, max_iter=3,
+                                 early_stopping=early_stopping,
                                  callbacks=[BreakWeightsAtEpochEnd(3)])
     assert_fit_fails_and_leaves_unfitted(est, X, (
         r"Training diverged at epoch 3: after its last step the weights "
-        r"'encoder\.hidden\.0\.weight' hold NaN or inf\. Lower learning_rate_init"))
+        rf"'{FIRST_WEIGHTS[init]}' hold NaN or inf\. Lower learning_rate_init"))
 
 
-def test_weights_broken_before_the_last_epoch_stop_the_next_one(X):
+@pytest.mark.parametrize("init", INITS)
+def test_weights_broken_before_the_last_epoch_stop_the_next_one(init, X):
     EpochCounter.begun.clear()
-    est = AutoencoderTransformer(**SMALL, max_iter=5,
+    est = AutoencoderTransformer(**SMALL, init=init, max_iter=5,
                                  callbacks=[BreakWeightsAtEpochEnd(2), EpochCounter()])
     with pytest.raises(ValueError, match=r"Training diverged at epoch 3: the train loss is nan"):
         _quiet_fit(est, X)
@@ -160,8 +171,13 @@ def test_failed_refit_keeps_the_previous_model(cls, X_standardized):
     np.testing.assert_array_equal(est.transform(X_standardized), codes)
 
 
-def test_last_step_that_breaks_the_weights_is_caught(X_standardized):
-    est = AutoencoderTransformer(**{**SMALL, "batch_size": 512}, optimizer="sgd",
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_last_step_that_breaks_the_weights_is_caught(early_stopping, init, X_standardized):
+    # Without early stopping no validation pass measures the last step's
+    # weights: the check after training must.
+    est = AutoencoderTransformer(**{**SMALL, "batch_size": 512}, init=init,
+                                 early_stopping=early_stopping, optimizer="sgd",
                                  learning_rate_init=1e35, max_iter=1)
     try:
         _quiet_fit(est, X_standardized)
@@ -174,24 +190,29 @@ def test_last_step_that_breaks_the_weights_is_caught(X_standardized):
 # ----------------------------------------------------------------------
 # KeyboardInterrupt
 # ----------------------------------------------------------------------
+# Without early stopping, which in these few epochs would return the PCA
+# start in both runs and make the comparison of their codes say nothing.
 @pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("init", INITS)
 @pytest.mark.parametrize("where, n_finished", [("batch", 2), ("epoch", 3)])
-def test_interrupt_keeps_the_last_finished_epoch(cls, where, n_finished, X):
+def test_interrupt_keeps_the_last_finished_epoch(cls, init, where, n_finished, X):
     """Ctrl-C in epoch 3 (mid-epoch, or at its end) keeps the finished epochs' weights."""
-    est = cls(**SMALL, max_iter=10, callbacks=[Interrupt(epoch=3, where=where)])
+    params = dict(SMALL, init=init, early_stopping=False)
+    est = cls(**params, max_iter=10, callbacks=[Interrupt(epoch=3, where=where)])
     with pytest.warns(UserWarning, match=rf"interrupted.*last finished epoch \({n_finished}\)"):
         est.fit(X)
     assert est.n_iter_ == n_finished == len(est.loss_curve_)
     # Bit-identical to a run that was asked for exactly those epochs.
-    reference = _quiet_fit(cls(**SMALL, max_iter=n_finished), X)
+    reference = _quiet_fit(cls(**params, max_iter=n_finished), X)
     assert est.loss_curve_ == reference.loss_curve_
     np.testing.assert_array_equal(est.transform(X), reference.transform(X))
     assert np.isfinite(est.score(X))
 
 
-def test_interrupt_restores_batchnorm_statistics_too(X):
+@pytest.mark.parametrize("init", INITS)
+def test_interrupt_restores_batchnorm_statistics_too(init, X):
     # The running mean and variance are buffers updated in place every batch.
-    params = dict(SMALL, batch_norm=True, max_iter=10)
+    params = dict(SMALL, init=init, early_stopping=False, batch_norm=True, max_iter=10)
     est = AutoencoderTransformer(**params, callbacks=[Interrupt(epoch=3, where="batch")])
     with pytest.warns(UserWarning, match=r"interrupted.*last finished epoch \(2\)"):
         est.fit(X)
@@ -225,7 +246,8 @@ def test_last_epoch_weights_follow_swapped_data_and_a_new_module():
 
 
 def test_interrupt_in_the_first_epoch_leaves_a_usable_model(X):
-    est = AutoencoderTransformer(**SMALL, max_iter=10, callbacks=[Interrupt(1, "batch")])
+    est = AutoencoderTransformer(**SMALL, max_iter=10, early_stopping=False,
+                                 callbacks=[Interrupt(1, "batch")])
     with pytest.warns(UserWarning, match=r"interrupted.*last finished epoch \(0\)"):
         est.fit(X)
     assert est.n_iter_ == 0 and est.loss_curve_ == []
@@ -246,35 +268,54 @@ def test_interrupt_in_the_first_epoch_with_early_stopping(X):
 # Convergence and early stopping
 # ----------------------------------------------------------------------
 @pytest.mark.parametrize("cls", ESTIMATORS)
-def test_max_iter_reached_warns_convergence(cls, X):
-    with pytest.warns(ConvergenceWarning, match=r"reached max_iter=2 epochs.*raise max_iter"):
-        est = cls(**SMALL, max_iter=2, tol=0.0).fit(X)
-    assert est.n_iter_ == 2
+@pytest.mark.parametrize("init", INITS)
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_max_iter_reached_warns_convergence(cls, init, early_stopping, X):
+    # learning_rate_init=0.01 beats the PCA start on the validation rows within
+    # the 3 epochs; a fit that never does warns so instead (test_pca_start.py).
+    monitored = "validation" if early_stopping else "training"
+    with pytest.warns(ConvergenceWarning, match=(
+            rf"reached max_iter=3 epochs while the {monitored} loss was still "
+            r"improving.*raise max_iter")):
+        est = cls(**SMALL, init=init, early_stopping=early_stopping,
+                  learning_rate_init=0.01, max_iter=3, tol=0.0).fit(X)
+    assert est.n_iter_ == 3 and est.early_stopping_ is early_stopping
+    assert est.best_epoch_ > 0
 
 
-def test_converged_fit_stops_early_without_warning(X):
+@pytest.mark.parametrize("init", INITS)
+def test_converged_fit_stops_early_without_warning(init, X):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est = AutoencoderTransformer(**SMALL, max_iter=50, tol=10.0,
-                                     n_iter_no_change=1).fit(X)
+        est = AutoencoderTransformer(**SMALL, init=init, early_stopping=False, max_iter=50,
+                                     tol=10.0, n_iter_no_change=1).fit(X)
     assert not [w for w in caught if issubclass(w.category, (ConvergenceWarning, UserWarning))]
-    assert est.n_iter_ == 2  # the first epoch improves on nothing, the second misses
+    # On the training loss, with no start among the candidates: the first
+    # epoch improves on nothing, the second misses.
+    assert est.n_iter_ == 2 == est.best_epoch_
 
 
-def test_early_stopping_restores_the_best_validation_weights(X):
+# A learning rate at which training beats the start, then overfits the 240 rows.
+@pytest.mark.parametrize("init, learning_rate", [("random", 0.1), ("pca", 0.01)])
+def test_early_stopping_restores_the_best_validation_weights(init, learning_rate, X):
     est = _quiet_fit(AutoencoderTransformer(
-        **{**SMALL, "batch_size": 64}, learning_rate_init=0.1, max_iter=100,
-        early_stopping=True, validation_fraction=0.2, tol=0.0, n_iter_no_change=3), X)
+        **{**SMALL, "batch_size": 64}, init=init, learning_rate_init=learning_rate,
+        max_iter=100, early_stopping=True, validation_fraction=0.2, tol=0.0,
+        n_iter_no_change=3), X)
     valid_losses = list(est.net_.history[:, "valid_loss"])
-    best_epoch = int(np.argmin(valid_losses)) + 1
+    # The start (epoch 0), scored before the first step, is a candidate too;
+    # here a trained epoch beat it.
+    candidates = [-est.validation_start_score_, *valid_losses]
+    best_loss = min(candidates)
+    assert est.best_epoch_ == int(np.argmin(candidates)) >= 1
     # It stopped n_iter_no_change epochs after the best one, which was worse...
-    assert est.n_iter_ == best_epoch + 3 < 100
-    assert valid_losses[-1] > min(valid_losses)
+    assert est.n_iter_ == est.best_epoch_ + 3 < 100
+    assert valid_losses[-1] > best_loss
     # ...and the weights are the best epoch's: the held-out rows (the same
     # split skae draws from random_state) score exactly the best loss.
     seed = check_random_state(0).randint(np.iinfo(np.int32).max)
     held_out = np.random.RandomState(seed).permutation(len(X))[:round(0.2 * len(X))]
-    assert -est.score(X[held_out]) == pytest.approx(min(valid_losses), rel=1e-5)
+    assert -est.score(X[held_out]) == pytest.approx(best_loss, rel=1e-5)
     assert max(est.validation_scores_) == pytest.approx(est.score(X[held_out]), rel=1e-5)
 
 
@@ -288,10 +329,12 @@ def millions(X):
 
 @pytest.mark.parametrize("cls", [AutoencoderTransformer, DenoisingAutoencoder])
 def test_sigmoid_on_unscaled_columns_warns_to_scale(cls, millions):
+    # A sigmoid output needs the random start (the PCA start refuses it).
     with pytest.warns(UserWarning, match=r"output_activation='sigmoid'.*spans.*"
                                          r"MinMaxScaler.*StandardScaler"):
-        _fit_only_warning_of_interest(cls(**SMALL, output_activation="sigmoid",
-                                          max_iter=1), millions)
+        _fit_only_warning_of_interest(cls(**SMALL, init="random",
+                                          output_activation="sigmoid", max_iter=1),
+                                      millions)
 
 
 def _fit_only_warning_of_interest(est, X):
@@ -300,16 +343,18 @@ def _fit_only_warning_of_interest(est, X):
         est.fit(X)
 
 
-def test_bernoulli_on_unscaled_columns_says_to_scale(millions):
+@pytest.mark.parametrize("init", INITS)
+def test_bernoulli_on_unscaled_columns_says_to_scale(init, millions):
     with pytest.raises(ValueError, match="likelihood='bernoulli' needs data in \\[0, 1\\]"
                                          ".*MinMaxScaler"):
-        VAETransformer(**SMALL, likelihood="bernoulli", max_iter=1).fit(millions)
+        VAETransformer(**SMALL, init=init, likelihood="bernoulli", max_iter=1).fit(millions)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("init", INITS)
 @pytest.mark.parametrize("cls", [AutoencoderTransformer, VAETransformer])
-def test_inputs_that_overflow_the_network_never_give_silent_nan(cls, X_standardized):
-    est = _quiet_fit(cls(**SMALL, max_iter=1), X_standardized[:, :5])
+def test_inputs_that_overflow_the_network_never_give_silent_nan(cls, init, X_standardized):
+    est = _quiet_fit(cls(**SMALL, init=init, max_iter=1), X_standardized[:, :5])
     huge = np.random.default_rng(0).choice([3e38, -3e38, 1.0], size=(50, 5))
     for method in ("transform", "reconstruct", "score_samples"):
         try:
@@ -320,65 +365,90 @@ def test_inputs_that_overflow_the_network_never_give_silent_nan(cls, X_standardi
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("init", INITS)
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-def test_transform_finds_one_non_finite_value_in_a_later_batch(cls, value, X):
+def test_transform_finds_one_non_finite_value_in_a_later_batch(cls, init, value, X):
     """transform checks finiteness batch by batch: a value deep in X is found.
 
     -inf in one pixel can become all zeros after the first ReLU; a check of the
-    codes alone would miss it.
+    codes alone would miss it. The check sits on the encoder's first Linear
+    layer: the linear path with the PCA start, the network's first layer
+    without.
     """
-    est = _quiet_fit(cls(**SMALL, max_iter=1), X)
+    est = _quiet_fit(cls(**SMALL, init=init, max_iter=1), X)
     rows = np.tile(X, (10, 1))  # 3,000 rows: several inference batches
     rows[2500, 7] = value
     for method in ("transform", "reconstruct", "score_samples", "score"):
         with pytest.raises(ValueError, match="Input X contains (NaN|infinity)"):
             getattr(est, method)(rows)
-    assert not est.net_.module_.encoder.hidden[0]._forward_hooks, "the check's hook stayed"
+    hooked = [name for name, layer in est.net_.module_.named_modules() if layer._forward_hooks]
+    assert not hooked, f"the check's hook stayed on {hooked}"
     rows[2500, 7] = 0.5
     np.testing.assert_array_equal(est.transform(rows)[:300], est.transform(X))
 
 
-def test_batch_norm_on_a_single_row_names_the_parameter():
-    with pytest.raises(ValueError, match="batch_norm"):
-        AutoencoderTransformer(n_components=1, hidden_layer_sizes=(3,), batch_norm=True,
-                               max_iter=1).fit(np.ones((1, 3)))
+@pytest.mark.parametrize("init, n_rows, batch_size, match", [
+    # The PCA start refuses a single row first (it needs two).
+    ("random", 1, "auto", r"batch_norm=True cannot train on n_samples=1"),
+    ("random", 2, 1, r"batch_norm=True cannot train on batches of one row"),
+    ("pca", 2, 1, r"batch_norm=True cannot train on batches of one row"),
+])
+def test_batch_norm_on_a_single_row_names_the_parameter(init, n_rows, batch_size, match):
+    X = np.arange(3.0 * n_rows).reshape(n_rows, 3)
+    with pytest.raises(ValueError, match=match):
+        AutoencoderTransformer(n_components=1, init=init, hidden_layer_sizes=(3,),
+                               batch_norm=True, batch_size=batch_size,
+                               max_iter=1).fit(X)
 
 
 # ----------------------------------------------------------------------
 # Determinism
 # ----------------------------------------------------------------------
 DETERMINISM = {
-    "mlp": dict(hidden_layer_sizes=(16, 8), dropout=0.1, early_stopping=True),
-    "conv": dict(architecture="conv", conv_channels=(4, 8)),
+    "mlp": dict(hidden_layer_sizes=(16, 8), dropout=0.1),
+    "conv": dict(architecture="conv", conv_channels=(4, 8), early_stopping=False),
 }
 
 
-def _codes(cls, kind, X, random_state=0, n_threads=1):
+def _codes(cls, kind, X, random_state=0, n_threads=1, *, init):
     data = X[:128] if kind == "mlp" else X[:128].reshape(-1, 8, 8)
-    est = cls(n_components=2, batch_size=32, max_iter=2, n_threads=n_threads, device="cpu",
-              random_state=random_state, **DETERMINISM[kind])
-    return _quiet_fit(est, data).transform(data)
+    params = dict(DETERMINISM[kind])
+    if kind == "mlp":
+        # With early stopping (the validation split, the restored weights)
+        # from the random start. Two epochs never beat the PCA start on the
+        # validation rows, so there that fit would return the start itself,
+        # the same for every seed: train without.
+        params["early_stopping"] = init == "random"
+    est = cls(n_components=2, init=init, batch_size=32, max_iter=2, n_threads=n_threads,
+              device="cpu", random_state=random_state, **params)
+    _quiet_fit(est, data)
+    assert est.best_epoch_ == est.n_iter_ == 2, "the codes must come from trained weights"
+    return est.transform(data)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @pytest.mark.parametrize("kind", ["mlp", "conv"])
-def test_same_random_state_gives_bit_identical_codes(cls, kind, X):
-    first = _codes(cls, kind, X)
-    np.testing.assert_array_equal(_codes(cls, kind, X), first)
-    assert not np.array_equal(_codes(cls, kind, X, random_state=1), first)
+@pytest.mark.parametrize("init", INITS)
+def test_same_random_state_gives_bit_identical_codes(cls, kind, init, X):
+    first = _codes(cls, kind, X, init=init)
+    np.testing.assert_array_equal(_codes(cls, kind, X, init=init), first)
+    assert not np.array_equal(_codes(cls, kind, X, random_state=1, init=init), first)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @pytest.mark.parametrize("kind", ["mlp", "conv"])
-def test_same_random_state_gives_bit_identical_codes_with_two_threads(cls, kind, X):
-    first = _codes(cls, kind, X, n_threads=2)
-    np.testing.assert_array_equal(_codes(cls, kind, X, n_threads=2), first)
+@pytest.mark.parametrize("init", INITS)
+def test_same_random_state_gives_bit_identical_codes_with_two_threads(cls, kind, init, X):
+    first = _codes(cls, kind, X, n_threads=2, init=init)
+    np.testing.assert_array_equal(_codes(cls, kind, X, n_threads=2, init=init), first)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
-def test_random_state_none_varies(cls, X):
-    assert not np.array_equal(_codes(cls, "mlp", X, None), _codes(cls, "mlp", X, None))
+@pytest.mark.parametrize("init", INITS)
+def test_random_state_none_varies(cls, init, X):
+    assert not np.array_equal(_codes(cls, "mlp", X, None, init=init),
+                              _codes(cls, "mlp", X, None, init=init))
 
 
 def test_same_random_state_gives_bit_identical_codes_in_a_fresh_process(X, tmp_path):
@@ -387,20 +457,21 @@ def test_same_random_state_gives_bit_identical_codes_in_a_fresh_process(X, tmp_p
         import sys, warnings
         import numpy as np
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_reliability import ESTIMATORS, _codes
+        from test_reliability import ESTIMATORS, INITS, _codes
         X = np.load(sys.argv[1] + "/X.npy")
         np.savez(sys.argv[1] + "/codes.npz", **{{
-            f"{{cls.__name__}}_{{kind}}": _codes(cls, kind, X)
-            for cls in ESTIMATORS for kind in ("mlp", "conv")}})
+            f"{{cls.__name__}}_{{kind}}_{{init}}": _codes(cls, kind, X, init=init)
+            for cls in ESTIMATORS for kind in ("mlp", "conv") for init in INITS}})
     """)
-    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=180,
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, timeout=300,
                    capture_output=True)
     with np.load(tmp_path / "codes.npz") as codes:
-        assert len(codes.files) == 2 * len(ESTIMATORS)
+        assert len(codes.files) == 2 * len(ESTIMATORS) * len(INITS)
         for name in codes.files:
-            cls_name, kind = name.rsplit("_", 1)
+            cls_name, kind, init = name.rsplit("_", 2)
             cls = next(c for c in ESTIMATORS if c.__name__ == cls_name)
-            np.testing.assert_array_equal(codes[name], _codes(cls, kind, X), err_msg=name)
+            np.testing.assert_array_equal(codes[name], _codes(cls, kind, X, init=init),
+                                          err_msg=name)
 
 
 # ----------------------------------------------------------------------
