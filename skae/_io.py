@@ -402,6 +402,7 @@ def _rebuild_estimator(config, path):
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"{path!r} holds a malformed value: {exc}.") from None
     param_names = set(cls._get_param_names())
+    _upgrade_version_0_1(params, attributes)
     unknown = sorted(set(params) - param_names)
     if unknown:
         raise ValueError(
@@ -431,6 +432,24 @@ def _check_resolved_params(params, attributes, path):
                 f"{path!r} holds inconsistent attributes: {attribute}={learned!r} "
                 f"disagrees with {param}={value!r}."
             )
+
+
+def _upgrade_version_0_1(params, attributes):
+    """Fill in what files written before the PCA start (skae 0.1) lack.
+
+    Their networks had no linear path (``init="random"``) and their
+    parameters held the values the learned ``*_`` attributes now record.
+    """
+    if "init" in params:
+        return
+    params["init"] = "random"
+    for param, attribute in (("n_components", "n_components_"),
+                             ("hidden_layer_sizes", "hidden_layer_sizes_"),
+                             ("batch_size", "batch_size_"),
+                             ("early_stopping", "early_stopping_")):
+        if param in params and attribute not in attributes:
+            value = params[param]
+            attributes[attribute] = tuple(value) if isinstance(value, list) else value
 
 
 def _is_shape(value):

@@ -337,6 +337,22 @@ def test_the_unchanged_copy_loads(saved, tmp_path):
     assert isinstance(skae.load(path), VAETransformer)
 
 
+def test_a_file_of_version_0_1_loads_as_a_random_start(table, tmp_path):
+    """Files written before the PCA start: no ``init``, no resolved attributes."""
+    est = _fit(VAETransformer, table, init="random", hidden_layer_sizes=(8,),
+               batch_size=32, early_stopping=False)
+    est.save(tmp_path / "new.safetensors")
+    with safetensors.safe_open(tmp_path / "new.safetensors", "pt") as file:
+        config = json.loads(file.metadata()["skae"])
+        tensors = {name: file.get_tensor(name) for name in file.keys()}
+    del config["params"]["init"]
+    for name in ("n_components_", "hidden_layer_sizes_", "batch_size_", "early_stopping_"):
+        del config["attributes"][name]
+    loaded = skae.load(_write(tmp_path / "old.safetensors", config, tensors))
+    assert loaded.init == "random" and loaded.hidden_layer_sizes_ == (8,)
+    np.testing.assert_array_equal(loaded.transform(table), est.transform(table))
+
+
 def _set(*keys, value):
     def edit(config, tensors):
         target = config
