@@ -8,8 +8,9 @@ TORCH := torch==2.13.0
 SKAE_DATA ?= $(abspath ../shared/data)
 export SKAE_DATA
 PYTEST_ARGS ?=
+GPU_CHECK_ARGS ?=
 
-.PHONY: demo test test-slow bench bench-speed bench-allocator bench-denoise figures clean
+.PHONY: demo test test-slow bench bench-speed bench-allocator bench-denoise gpu-check figures clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,11 @@ bench-allocator: $(BIN)/.installed
 
 bench-denoise: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_denoising.py
+
+# On a lent GPU (issue 21): the gpu tests, the speed rows and the Fashion-MNIST
+# marks in at most 8 minutes, into $OUT (the folder the device tool returns).
+gpu-check: $(BIN)/.installed
+	$(BIN)/python benchmarks/gpu_check.py --out $${OUT:-benchmarks/results/gpu} $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

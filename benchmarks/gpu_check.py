@@ -42,13 +42,15 @@ Usage
         [--parts pytest speed fashion_mnist]
 
 ``make gpu-check`` runs it into ``$OUT`` (default ``benchmarks/results/gpu``;
-``GPU_CHECK_ARGS`` adds options). The device machine has torch but no
-skorch and no data: carry ``.whl/`` (the skorch wheel) and ``.gpu_data/``
-(``fashion_mnist.npz``), install the wheel into ``PYTHONPATH`` and set
-``SKAE_DATA`` as the device tool's README says. Writes ``gpu_check.json`` (every figure), ``gpu_check.md`` (the tables),
-``pytest_gpu.txt`` and ``pytest_gpu.xml``. ``--smoke`` runs it all on the
-CPU with tiny data and nets, as ``tests/test_gpu.py`` does in the default
-run. The exit code is 1 when a test failed or a part raised.
+``GPU_CHECK_ARGS`` adds options). The device machine has torch but neither
+skorch nor the data: carry ``.whl/`` (the skorch wheel) and ``.gpu_data/``
+(``fashion_mnist.npz``), install the wheel into ``PYTHONPATH`` as the
+device tool's README says and set ``SKAE_DATA=$PWD/.gpu_data``. Writes
+``gpu_check.json`` (every figure), ``gpu_check.md`` (the tables),
+``pytest_gpu.txt`` and ``pytest_gpu.xml``, after each part. ``--smoke``
+runs it all on the CPU with tiny data and nets, as ``tests/test_gpu.py``
+does in the default run. The exit code is 1 when a test failed or a part
+raised.
 """
 
 import argparse
@@ -82,6 +84,7 @@ from skae import AutoencoderTransformer  # noqa: E402
 from skae._net import supports_fused  # noqa: E402
 from skae.datasets import load_fashion_mnist  # noqa: E402
 
+BATCH_SIZE = 128  # of the speed rows, skae and the hand loops alike
 FULL = dict(device="cuda", n_train=None, n_test=None, speed_epochs=4, repeats=2,
             speed_hidden=(128, 64), max_epochs=50, model_params={}, pytest_timeout=240)
 SMOKE = dict(device="cpu", n_train=300, n_test=100, speed_epochs=1, repeats=1,
@@ -122,26 +125,33 @@ def run_tests(out, config):
                f"--junitxml={out / 'pytest_gpu.xml'}"]
     try:
         result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True,
-                                text=True, timeout=config["pytest_timeout"])
+                                timeout=config["pytest_timeout"])
         output, returncode = result.stdout + result.stderr, result.returncode
     except subprocess.TimeoutExpired as exc:
-        output = f"{exc.stdout or ''}{exc.stderr or ''}\ntimed out after {exc.timeout} s"
+        output = (exc.stdout or b"") + (exc.stderr or b"") + b"\ntimed out"
         returncode = "timeout"
-    (out / "pytest_gpu.txt").write_text(output if isinstance(output, str) else str(output))
+    (out / "pytest_gpu.txt").write_bytes(output)
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    failed, properties = [], {}
     if (out / "pytest_gpu.xml").exists():
         suite = ET.parse(out / "pytest_gpu.xml").getroot()
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
         counts = {key: int(suite.get(key, 0)) for key in counts}
+        for case in suite.iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed.append(case.get("name"))
+            # What the tests record beside their verdict (record_property).
+            properties.update({f"{case.get('name')}: {p.get('name')}": p.get("value")
+                               for p in case.iter("property")})
     return {"command": " ".join(command[1:]), "returncode": returncode, **counts,
             "passed": counts["tests"] - counts["failures"] - counts["errors"]
-            - counts["skipped"]}
+            - counts["skipped"], "failed_tests": failed, "properties": properties}
 
 
 def skae_epochs(X, config, epochs):
     est = AutoencoderTransformer(
         n_components=3, init="random", hidden_layer_sizes=config["speed_hidden"],
-        batch_size=128, max_iter=epochs, n_iter_no_change=epochs, early_stopping=False,
+        batch_size=BATCH_SIZE, max_iter=epochs, n_iter_no_change=epochs, early_stopping=False,
         device=config["device"], random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -161,8 +171,8 @@ def hand_epochs(template, rows, config, epochs, resident):
         start = time.perf_counter()
         shuffled = X[torch.randperm(len(X), device=X.device)]
         total = torch.zeros((), device=device)
-        for begin in range(0, len(X), 128):
-            batch = shuffled[begin:begin + 128].to(device)
+        for begin in range(0, len(X), BATCH_SIZE):
+            batch = shuffled[begin:begin + BATCH_SIZE].to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = F.mse_loss(module(batch)[0], batch)
             loss.backward()
@@ -219,11 +229,11 @@ class Deadline(Callback):
             raise KeyboardInterrupt  # how skorch's own callbacks stop training
 
 
-def run_marks(X_train, X_test, config, deadline_s):
+def run_marks(X_train, X_test, config, deadline):
     results, models = [], [(a, k) for a in ("conv", "mlp") for k in sorted(FASHION_MARKS)]
     for position, (architecture, k) in enumerate(models):
         start = time.perf_counter()
-        share = max(0.0, deadline_s() - start) / (len(models) - position)
+        share = max(0.0, deadline - start) / (len(models) - position)
         est = AutoencoderTransformer(
             k, architecture=architecture, max_iter=config["max_epochs"],
             device=config["device"], callbacks=[("deadline", Deadline(start + share))],
@@ -249,26 +259,31 @@ def run_marks(X_train, X_test, config, deadline_s):
 
 def write_report(report, out):
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
-    tests = report.get("pytest", {})
     lines = ["# skae on a GPU (issue 21)", "", f"Command: `{report['command']}`; mode "
-             f"{report['mode']}; {report['total_seconds']:.0f} s in all.", "", "## Tests", "",
-             f"`{tests.get('command')}`: exit code {tests.get('returncode')}, "
-             f"{tests.get('passed')} passed, {tests.get('failures')} failed, "
-             f"{tests.get('errors')} errors, {tests.get('skipped')} skipped "
-             "(output in pytest_gpu.txt).", "", "## Speed: skae against a hand loop", ""]
-    lines.append(markdown_table(
-        ["row", "shape", "skae epoch s", "hand epoch s", "hand host epoch s", "ratio"],
-        [[r["row"], "x".join(map(str, r["shape"])), f"{r['skae_epoch_s']:.3f}",
-          f"{r['hand_epoch_s']:.3f}", f"{r['hand_host_epoch_s']:.3f}", f"{r['ratio']:.2f}"]
-         for r in report.get("speed", [])]))
-    lines += ["", "## Fashion-MNIST marks (test MSE)", ""]
-    lines.append(markdown_table(
-        ["architecture", "k", "test MSE", "mark", "met", "epochs", "best epoch", "s",
-         "epoch s", "stopped by"],
-        [[m["architecture"], str(m["n_components"]), f"{m['test_mse']:.4f}",
-          str(m["mark"]), "yes" if m["meets_mark"] else "no", str(m["epochs"]),
-          str(m["best_epoch"]), f"{m['seconds']:.0f}", f"{m['epoch_s']:.2f}",
-          m["stopped_by"]] for m in report.get("fashion_mnist", [])]))
+             f"{report['mode']}; data: {report['data']}; {report['total_seconds']:.0f} s "
+             "in all."]
+    if "pytest" in report:
+        tests = report["pytest"]
+        lines += ["", "## Tests", "", f"`{tests['command']}`: exit code "
+                  f"{tests['returncode']}, {tests['passed']} passed, {tests['failures']} "
+                  f"failed, {tests['errors']} errors, {tests['skipped']} skipped (output "
+                  "in pytest_gpu.txt, JUnit XML in pytest_gpu.xml)."]
+        lines += [f"- failed: {name}" for name in tests["failed_tests"]]
+        lines += [f"- {name} = {value}" for name, value in tests["properties"].items()]
+    if "speed" in report:
+        lines += ["", "## Speed: skae against a hand loop (epoch seconds)", "", markdown_table(
+            ["row", "shape", "skae", "hand", "hand host", "ratio skae / hand"],
+            [[r["row"], "x".join(map(str, r["shape"])), f"{r['skae_epoch_s']:.3f}",
+              f"{r['hand_epoch_s']:.3f}", f"{r['hand_host_epoch_s']:.3f}",
+              f"{r['ratio']:.2f}"] for r in report["speed"]])]
+    if "fashion_mnist" in report:
+        lines += ["", "## Fashion-MNIST marks (test MSE)", "", markdown_table(
+            ["architecture", "k", "test MSE", "mark", "met", "epochs", "best epoch", "s",
+             "epoch s", "stopped by"],
+            [[m["architecture"], str(m["n_components"]), f"{m['test_mse']:.4f}",
+              str(m["mark"]), "yes" if m["meets_mark"] else "no", str(m["epochs"]),
+              str(m["best_epoch"]), f"{m['seconds']:.0f}", f"{m['epoch_s']:.2f}",
+              m["stopped_by"]] for m in report["fashion_mnist"]])]
     for part, error in report["errors"].items():
         lines += ["", f"**{part} failed**:", "", "```", error.strip(), "```"]
     lines += ["", "## Environment", "", markdown_table(
@@ -302,7 +317,7 @@ def main(argv=None):
     parts = [("pytest", lambda: run_tests(args.out, config)),
              ("speed", lambda: run_speed(X_train, digits, config)),
              ("fashion_mnist", lambda: run_marks(X_train, X_test, config,
-                                                 lambda: start + args.budget_s))]
+                                                 start + args.budget_s))]
     for name, part in parts:
         if name not in args.parts:
             continue
@@ -313,7 +328,7 @@ def main(argv=None):
         report["total_seconds"] = time.perf_counter() - start
         write_report(report, args.out)  # after each part: a later crash keeps the rest
         print(f"gpu_check: {name} done at {report['total_seconds']:.0f} s", flush=True)
-    failed = report["errors"] or report.get("pytest", {}).get("returncode") != 0
+    failed = report["errors"] or report.get("pytest", {}).get("returncode", 0) != 0
     return 1 if failed else 0
 
 

@@ -825,9 +825,13 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             self.n_iter_ < self.max_iter and not converged
         )
         if interrupted:
+            kept = (f"the weights of epoch {self.best_epoch_}, the best on the validation "
+                    "rows" + (" (the start)" if self.best_epoch_ == 0 else "")
+                    if self.early_stopping_ else
+                    f"the weights of the last finished epoch ({self.n_iter_})")
             warnings.warn(
-                f"Training of {type(self).__name__} was interrupted; keeping the "
-                f"weights of the last finished epoch ({self.n_iter_}).",
+                f"Training of {type(self).__name__} was interrupted after {self.n_iter_} "
+                f"finished epochs; keeping {kept}.",
                 UserWarning,
             )
         elif self.early_stopping_ and self.best_epoch_ == 0 and self.n_iter_:

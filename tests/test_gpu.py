@@ -184,9 +184,11 @@ def test_uint8_images_go_to_the_gpu_batch_by_batch(architecture, digits_data, mo
 
 def test_gpu_check_smoke_runs_on_cpu(tmp_path):
     """``benchmarks/gpu_check.py --smoke`` runs every part on the CPU and writes its report."""
+    # One thread: on a busy machine two OpenMP threads can wait on each other for seconds.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "benchmarks/gpu_check.py", "--smoke", "--out", str(tmp_path)],
-        cwd=REPO_ROOT, timeout=120, capture_output=True, text=True)
+        cwd=REPO_ROOT, env=env, timeout=120, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert {"environment", "mode", "pytest", "speed", "fashion_mnist", "errors",

@@ -506,3 +506,21 @@ def test_unusable_input_gets_a_clear_error_in_fit_and_transform(cls, case, X):
     fitted = _quiet_fit(cls(**SMALL, max_iter=1), X[:, :2])
     with pytest.raises(error, match=message):
         fitted.transform(data)
+
+
+@pytest.mark.parametrize("where", ["batch", "epoch"])
+def test_interrupt_with_early_stopping_names_the_weights_it_keeps(where, X):
+    # With early stopping the kept weights are the best epoch's on the
+    # validation rows, which the warning must say, not the last epoch's.
+    est = AutoencoderTransformer(**SMALL, max_iter=10, early_stopping=True,
+                                 learning_rate_init=0.01,
+                                 callbacks=[Interrupt(epoch=4, where=where)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X)
+    (message,) = [str(w.message) for w in caught if "interrupted" in str(w.message)]
+    assert f"keeping the weights of epoch {est.best_epoch_}, the best on the " \
+           "validation rows" in message
+    kept = (est.validation_start_score_ if est.best_epoch_ == 0
+            else est.validation_scores_[est.best_epoch_ - 1])
+    assert kept >= max([est.validation_start_score_, *est.validation_scores_]) - est.tol
