@@ -12,7 +12,7 @@ budget. A budget is an upper bound: early stopping only shortens it.
 quick
     Fashion-MNIST on a fixed 5,000/1,000 subset when ``$SKAE_DATA`` has it,
     plus digits and the three tables; n_components 2 and 8; one seed.
-    29 minutes at the PCA start while another benchmark shared the 2 cores.
+    About 2.5 minutes on 2 idle cores.
 full
     The official 60,000/10,000 Fashion-MNIST split and the four small sets,
     n_components 2, 4, 8, 16, 32, 64 (below each dataset's number of
