@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 import numpy as np
 
-from ._base import _BaseAutoencoder, _padded, _padded_components, fill_doc
+from ._base import _BaseAutoencoder, _padded, fill_doc
 from ._modules import Autoencoder
 from ._net import AutoencoderNet, DenoisingNet
 from ._noise import NOISE_KINDS, Corruption
@@ -138,7 +138,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         )
         self.output_activation = output_activation
 
-    def _check_fit_data(self, X):
+    def _check_fit_data(self, X, pca=None):
         self._data_min, self._data_max = self._data_range(X)
         in_unit_interval = self._data_min >= 0.0 and self._data_max <= 1.0
         if self.output_activation == "auto":
@@ -168,7 +168,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     def _linear_start(self, pca):
         # PCA's own maps: codes z = P (x - mean), reconstructions mean + P^T z.
-        components = _padded_components(pca, self.n_components_)
+        components = _padded(pca.components_, self.n_components_)
         std = np.sqrt(np.maximum(_padded(pca.explained_variance_, self.n_components_), 0.0))
         return {
             "encoder_weight": components,
@@ -329,8 +329,8 @@ default="gaussian"
         self.noise_level = noise_level
         self.clip = clip
 
-    def _check_fit_data(self, X):
-        super()._check_fit_data(X)
+    def _check_fit_data(self, X, pca=None):
+        super()._check_fit_data(X, pca)
         if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
             raise ValueError(
                 f"noise_level={self.noise_level!r} is a probability for "

@@ -29,7 +29,7 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback, PrintLog, ProgressBar
 
-from ._data import ArrayDataset, FractionSplit
+from ._data import ArrayDataset, FractionSplit, n_validation_rows
 from ._modules import (
     ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, ResidualDecoder,
     ResidualEncoder, zero_output_layer,
@@ -48,9 +48,8 @@ OPTIMIZERS = {
 
 # Rows per forward pass at inference, at most: larger than a training batch
 # because no gradients are kept. Fewer, larger batches spread the per-batch
-# costs (Python, the NaN/inf check, a thread pool's fork and join): on the
-# tutorials' MLP, 4,096-row batches encoded about 5% faster than 1,024-row ones
-# with two threads.
+# costs (Python, the NaN/inf check, a thread pool's fork and join); see
+# benchmarks/bench_speed.py and benchmarks/results/speed/ for the measurements.
 INFERENCE_BATCH_SIZE = 4096
 
 # Values in the widest activation of one inference batch (16 MiB), which
@@ -152,7 +151,7 @@ default=None
         Dask worker processes, and every available core otherwise. While
         ``fit`` trains on the CPU, these threads flush subnormal floats
         (below 1.2e-38) to zero, which keeps Adam's decaying moment
-        estimates from slowing epochs down by up to 2x; results differ from
+        estimates from slowing epochs down severalfold; results differ from
         IEEE arithmetic as rounding differences do (training can amplify
         them, as it amplifies any change in the order of operations), and
         IEEE arithmetic is restored after.
@@ -313,21 +312,14 @@ def auto_batch_size(n_train):
 
 
 def _padded(values, n):
-    """``values`` extended with zeros to length ``n``."""
-    out = np.zeros(n)
-    out[:len(values)] = values
-    return out
-
-
-def _padded_components(pca, n_components):
-    """``pca.components_`` with zero rows added up to ``n_components``.
+    """``values`` (a PCA's per-component array) with zero rows added up to ``n``.
 
     PCA has at most min(n_samples, n_features) components; a wider code
     (a convolutional model, or few rows) gets codes that start unused.
     """
-    components = np.zeros((n_components, pca.components_.shape[1]))
-    components[:len(pca.components_)] = pca.components_
-    return components
+    out = np.zeros((n, *np.shape(values)[1:]))
+    out[:len(values)] = values
+    return out
 
 
 def fill_doc(cls):
@@ -465,8 +457,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # A validation value that the kept weights may not hold above the start's.
     _selection_constraint = None
 
-    def _check_fit_data(self, X):
-        """Validate parameters against the training data; set data-derived attributes."""
+    def _check_fit_data(self, X, pca=None):
+        """Validate parameters against the training data; set data-derived attributes.
+
+        ``pca`` is the PCA of the training rows when the fit has one.
+        """
 
     # ------------------------------------------------------------------
     # Input handling
@@ -648,15 +643,18 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.hidden_layer_sizes_ = _check_positive_ints(
                 "hidden_layer_sizes", self.hidden_layer_sizes, True)
         if self.early_stopping == "auto":
-            self.early_stopping_ = bool(
-                round(self.validation_fraction * n_samples) >= MIN_AUTO_VALIDATION_ROWS)
+            self.early_stopping_ = (n_validation_rows(self.validation_fraction, n_samples)
+                                    >= MIN_AUTO_VALIDATION_ROWS)
         else:
             self.early_stopping_ = bool(self.early_stopping)
-        n_train = n_samples
-        if self.early_stopping_:
-            n_train -= max(1, int(round(self.validation_fraction * n_samples)))
-        self.batch_size_ = (auto_batch_size(n_train) if self.batch_size == "auto"
-                            else int(self.batch_size))
+        self.batch_size_ = (auto_batch_size(self._n_training_rows(n_samples))
+                            if self.batch_size == "auto" else int(self.batch_size))
+
+    def _n_training_rows(self, n_samples):
+        """Rows left to train on once early stopping has held its rows out."""
+        if not self.early_stopping_:
+            return n_samples
+        return n_samples - n_validation_rows(self.validation_fraction, n_samples)
 
     def _check_common_params(self, n_samples):
         if self.architecture == "mlp":
@@ -688,9 +686,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"{what} cannot train on batches of one row; raise batch_size "
                 f"(now {self.batch_size}) to 2 or more, or set batch_norm=False."
             )
-        n_train = n_samples
-        if self.early_stopping_:
-            n_train -= max(1, int(round(self.validation_fraction * n_train)))
+        n_train = self._n_training_rows(n_samples)
         if n_train < 2:
             raise ValueError(
                 f"{what} cannot train on n_samples={n_train} (1 sample or fewer "
@@ -738,7 +734,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             random_seed=seed,
             drop_single_batch=self._batch_norm,
             # skorch's PrintLog formats its table every epoch even when
-            # silent (0.3 ms, 1% of an epoch on small data): drop it then.
+            # silent, a cost small tables feel: drop it then.
             callbacks__print_log=PrintLog() if self.verbose else None,
             **optimizer_params,
             **self._net_params(),
@@ -781,7 +777,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         pca = self._fit_pca(X, seed)
         self._resolve_sizes(len(X), pca)
         self._check_common_params(n_samples=len(X))
-        self._check_fit_data(X)
+        self._check_fit_data(X, pca)
         device = resolve_device(self.device)
         with (torch_threads(self.n_threads), seeded_torch(seed, device),
               flushed_denormals(device)):

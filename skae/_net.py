@@ -57,9 +57,8 @@ def supports_fused(optimizer_class, device):
     """Whether ``optimizer_class(..., fused=True)`` can train float32 weights on ``device``.
 
     A fused optimizer updates every parameter in one kernel instead of a
-    dozen small ops per parameter tensor: on a CPU, Adam's step for the
-    tutorials' MLP (784-128-64-12-3) takes 0.5 ms instead of 2 ms a batch,
-    which makes an epoch of Fashion-MNIST about 20% shorter. The update is
+    dozen small ops per parameter tensor, a large share of a small model's
+    step (benchmarks/bench_speed.py measures it). The update is
     the same arithmetic, rounded differently: results differ from the
     unfused step only by float rounding. Older torch versions and some
     devices lack the kernels; then this is False and the plain step is used.
@@ -106,8 +105,8 @@ def all_finite(tensor):
     """Whether every value of ``tensor`` is finite; cheap when they all are.
 
     The sum of finite values is finite unless it overflows, so only a
-    non-finite sum pays for the elementwise check. One ``.item()`` costs
-    about 2 us where ``torch.isfinite(tensor).all()`` costs 15 (per batch).
+    non-finite sum pays for the elementwise check, which costs several
+    times more per batch.
     """
     return math.isfinite(tensor.sum().item()) or bool(torch.isfinite(tensor).all())
 
@@ -125,8 +124,8 @@ class EpochBatchValues:
     with a slot per batch: writing a batch's value is one on-device copy
     into its slot (a view made once a pass), no sync, and no new tensor per
     batch. (Kept as separate tensors, an epoch of small allocations between
-    the batches' large ones fragments the heap: up to 10,000 page faults an
-    epoch of Fashion-MNIST, 3 us each here; and ``mse_loss``'s CPU scalar
+    the batches' large ones fragments the heap, which costs page faults
+    (counted by benchmarks/bench_speed.py); and ``mse_loss``'s CPU scalar
     views the batch's whole buffer, so keeping the scalars themselves would
     keep an epoch of batches.) Python values, such as batch sizes, are kept
     in lists.
@@ -192,7 +191,7 @@ class EpochBatchValues:
         """Add the rows to ``history``'s current epoch, in the order they were recorded."""
         rows = self.rows()
         if type(history) is History:
-            # What ``new_batch`` and ``record_batch`` do, row by row (4 us a batch).
+            # What ``new_batch`` and ``record_batch`` do row by row, in one call.
             history[-1]["batches"].extend(rows)
             return
         for row in rows:  # e.g. skorch's DistributedHistory, which syncs its records
@@ -269,8 +268,8 @@ class AutoencoderNet(NeuralNet):
 
         skorch calls three hooks of every callback for every batch, though
         most callbacks (all of skorch's default ones and skae's) inherit
-        :class:`skorch.callbacks.Callback`'s empty methods: about 20 us a
-        batch, 2% of an epoch on small data. Here a batch hook goes to the
+        :class:`skorch.callbacks.Callback`'s empty methods, which small
+        models feel every batch. Here a batch hook goes to the
         net and to the callbacks that define it, in skorch's order; every
         other hook goes through skorch unchanged.
         """
@@ -309,9 +308,9 @@ class AutoencoderNet(NeuralNet):
         values of each batch are copied into preallocated tensors
         (:class:`EpochBatchValues`) and written to the history at the end of
         the pass, read in one go: the same rows, the same floats, less Python
-        per batch, and no allocation that outlives its batch (a Fashion-MNIST
-        epoch takes no page fault, as in a hand-written loop, where keeping
-        them took up to 10,000). A callback that listens (e.g.
+        per batch, and no allocation that outlives its batch (so an epoch
+        takes no page faults, as a hand-written loop takes none). A callback
+        that listens (e.g.
         :class:`skorch.callbacks.ProgressBar`) gets skorch's loop unchanged.
         """
         if iterator is None or self._listens_to("on_batch_begin") or self._listens_to(
@@ -426,8 +425,8 @@ class AutoencoderNet(NeuralNet):
 
     def _set_mode(self, training):
         # skorch sets the mode before every batch; module.train() visits every
-        # submodule (85 us a batch for the tutorials' MLP, a few percent of a
-        # step). Switch only when the mode differs: the first batch of each
+        # submodule, a visible share of a small model's step. Switch only
+        # when the mode differs: the first batch of each
         # training and validation pass, or after a callback changed it.
         if self.module_.training != training:
             self._set_training(training)
@@ -450,9 +449,13 @@ class AutoencoderNet(NeuralNet):
         A validation batch also records its :meth:`validation_terms`.
         """
         if not training:
-            for name, value in self.validation_terms(y_pred, y_true).items():
-                self.record_batch_value(name, value)
+            self.record_validation_terms(y_pred, y_true)
         return self.batch_loss(y_pred, y_true)
+
+    def record_validation_terms(self, y_pred, X):
+        """Record a validation batch's :meth:`validation_terms`."""
+        for name, value in self.validation_terms(y_pred, X).items():
+            self.record_batch_value(name, value)
 
     def batch_loss(self, y_pred, X):
         """Loss of a batch's outputs against its clean input X, recording nothing."""
@@ -570,20 +573,18 @@ class VAENet(AutoencoderNet):
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         return recon, kl
 
-    def log_likelihood_bound(self, module, X, generator, n_draws):
+    def log_likelihood_bound(self, module, X, draws):
         """Importance-weighted lower bound on ``log p(x)`` per row (Burda et al. 2016).
 
-        ``log mean_k p(x, z_k) / q(z_k | x)`` over ``n_draws`` draws of the
-        posterior; one draw gives a Monte Carlo ELBO, more draws a tighter
-        bound. At an exact posterior every term equals ``p(x)``. Every row
-        uses the same ``n_draws`` standard normal draws (from ``generator``,
-        or a tensor of them of shape (n_draws, n_components)), so that a
-        row's bound does not depend on the rows around it.
+        ``log mean_k p(x, z_k) / q(z_k | x)`` over the posterior draws made
+        from ``draws``, standard normal values of shape (n_draws,
+        n_components); one draw gives a Monte Carlo ELBO, more draws a
+        tighter bound. At an exact posterior every term equals ``p(x)``.
+        Every row uses the same draws, so that a row's bound does not depend
+        on the rows around it.
         """
         mu, logvar = module.posterior(X)
         std = torch.exp(0.5 * logvar)
-        draws = generator if isinstance(generator, torch.Tensor) else torch.randn(
-            (n_draws, mu.shape[1]), generator=generator, device=mu.device, dtype=mu.dtype)
         log_weights = []
         for eps in draws.to(mu.device, mu.dtype):
             eps = eps.expand_as(mu)
@@ -600,8 +601,7 @@ class VAENet(AutoencoderNet):
         self.record_batch_value(f"{prefix}_recon", recon.mean())
         self.record_batch_value(f"{prefix}_kl", kl.mean())
         if not training:
-            for name, value in self.validation_terms(y_pred, y_true).items():
-                self.record_batch_value(name, value)
+            self.record_validation_terms(y_pred, y_true)
         return (recon + self.kl_weight(training) * kl).mean()
 
     def batch_loss(self, y_pred, X):
@@ -618,8 +618,8 @@ class BatchAverage(PassthroughScoring):
     skorch's callback does (the same value, computed with the same
     arithmetic as its ``np.average``, and the same ``<name>_best`` flag).
     skorch's version looks the rows up twice through the history's general
-    indexing and averages with ``np.average``: about 0.2 ms an epoch after a
-    training pass, several percent of an epoch on small tables. A history
+    indexing and averages with ``np.average``, a cost small tables feel
+    every epoch. A history
     other than skorch's :class:`~skorch.history.History` (e.g. its
     ``DistributedHistory``), or rows that lack the batch size, take
     skorch's own path.
@@ -636,7 +636,7 @@ class BatchAverage(PassthroughScoring):
         if any(size_name not in row for row in rows):
             return super().on_epoch_end(net, **kwargs)
         # np.average's arithmetic (float64 products, numpy's sums, one
-        # division), without its 0.1 ms of argument handling.
+        # division), without its argument handling.
         scores = np.array([row[self.name] for row in rows], dtype=np.float64)
         weights = np.array([row[size_name] for row in rows], dtype=np.float64)
         score_avg = np.multiply(scores, weights).sum() / weights.sum()
@@ -722,8 +722,8 @@ class LastEpochWeights(Callback):
 
     def _watch(self, module):
         # The module's parameters and buffers themselves, looked up once:
-        # ``state_dict()`` walks every submodule (0.2 ms an epoch after a
-        # training pass on a small MLP). Training updates them in place
+        # ``state_dict()`` walks every submodule each epoch. Training updates
+        # them in place
         # (optimizer steps, BatchNorm's statistics, ``load_state_dict``; a
         # parameter's ``.data`` swapped by ``module.to()`` is seen through the
         # parameter); a new module (skorch's ``initialize_module``) is looked

@@ -165,7 +165,7 @@ def _set_flush_denormal(on):
     torch sets the calling thread's control register only; a GNU OpenMP
     worker keeps the mode of the thread that started it. So the setting runs
     as one OpenMP task on the team torch's kernels use (num_threads=0: the
-    team of ``torch.get_num_threads()`` threads), about 0.1 ms.
+    team of ``torch.get_num_threads()`` threads), once per fit.
     """
     parallel = _gnu_openmp_parallel()
     if parallel is None:
@@ -183,9 +183,9 @@ def flushed_denormals(device):
     With Adam, the first-moment estimates of weights whose gradients vanish
     most of the time (those of ReLU units that rarely fire) decay by a factor
     of 0.9 a step into the subnormal range, below 1.2e-38, where every
-    operation on them costs the CPU many times more. In the tutorials' MLP
-    35-49% of the encoder's first moments are subnormal after two epochs of
-    Fashion-MNIST, and epochs grow up to 2x longer than with flushing.
+    operation on them costs the CPU many times more, so epochs grow
+    markedly longer without flushing (benchmarks/results/speed/ holds the
+    measurements).
     Flushing changes values by less than 1.2e-38, far below float32's
     rounding of the weights (see ``tests/test_speed_paths.py``);
     TensorFlow's CPU threads and oneDNN flush by default. Nothing changes on a GPU, or when the calling thread

@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseAutoencoder, _padded, _padded_components, fill_doc
+from ._base import _BaseAutoencoder, _padded, fill_doc
 from ._modules import VariationalAutoencoder
 from ._net import VAENet
 
@@ -53,9 +53,9 @@ class VAETransformer(_BaseAutoencoder):
 
     gaussian_scale : "learned" or float, default="learned"
         Standard deviation of the Gaussian likelihood: learned per feature
-        (floored at 1e-3 times the data's root mean variance, so that a
-        constant feature cannot make the likelihood unbounded), or fixed to
-        this positive value.
+        (with ``init="pca"`` floored at 1e-3 times the data's root mean
+        variance, so that a constant feature cannot make the likelihood
+        unbounded), or fixed to this positive value.
 
     %(common_parameters)s
 
@@ -193,7 +193,7 @@ class VAETransformer(_BaseAutoencoder):
         self.kl_warmup = kl_warmup
         self.gaussian_scale = gaussian_scale
 
-    def _check_fit_data(self, X):
+    def _check_fit_data(self, X, pca=None):
         low, high = self._data_range(X)
         in_unit_interval = low >= 0.0 and high <= 1.0
         if self.likelihood == "bernoulli" and not in_unit_interval:
@@ -208,20 +208,20 @@ class VAETransformer(_BaseAutoencoder):
         else:
             self.likelihood_ = self.likelihood
         self._data_min, self._data_max = low, high
-        self._in_unit_interval = in_unit_interval
-        X_scale = X.astype(np.float64) / 255.0 if X.dtype == np.uint8 else X
-        if self.gaussian_scale == "learned":
-            # The floor of a learned scale, relative to the data's spread.
-            root_mean_variance = float(np.sqrt(np.mean(np.var(X_scale, axis=0))))
+        self._min_log_scale = -math.inf
+        if self.gaussian_scale == "learned" and pca is not None:
+            # The floor of a learned scale, relative to the data's spread: the
+            # total variance is what PCA's explained variance is a ratio of.
+            explained = float(pca.explained_variance_ratio_.sum())
+            total = float(pca.explained_variance_.sum()) / explained if explained > 0 else 0.0
+            root_mean_variance = math.sqrt(total / self.n_features_in_)
             self._min_log_scale = math.log(MIN_SCALE * max(root_mean_variance, 1e-12))
-        else:
-            self._min_log_scale = -math.inf
 
     @property
     def _output_activation(self):
         if self.init == "random":
             return "sigmoid" if self.likelihood_ == "bernoulli" else "identity"
-        return "clip" if self._in_unit_interval else "identity"
+        return "clip" if self._data_min >= 0.0 and self._data_max <= 1.0 else "identity"
 
     def _build_module(self, start=None):
         encoder, decoder = self._build_encoder_decoder(2 * self.n_components_, start)
@@ -246,7 +246,7 @@ class VAETransformer(_BaseAutoencoder):
 
     def _linear_start(self, pca):
         k = self.n_components_
-        components = _padded_components(pca, k)
+        components = _padded(pca.components_, k)
         noise = (self._ppca_noise_variance(pca) if self.gaussian_scale == "learned"
                  else float(self.gaussian_scale) ** 2)
         # W = U (L - s2)^(1/2) at PPCA's maximum likelihood; codes PCA lacks
@@ -295,7 +295,7 @@ class VAETransformer(_BaseAutoencoder):
         draws = torch.randn((SCORE_DRAWS, self.n_components_), generator=generator)
 
         def bound(module, batch):
-            return net.log_likelihood_bound(module, batch, draws, SCORE_DRAWS)
+            return net.log_likelihood_bound(module, batch, draws)
 
         return self._map_input(X, bound, 1).ravel()
 

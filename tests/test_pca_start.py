@@ -38,8 +38,8 @@ class StartCapture(Callback):
             self.codes_ = codes.numpy().copy()
             self.reconstruction_ = module.decode(codes).numpy().copy()
             if hasattr(net, "log_likelihood_bound"):
-                generator = torch.Generator().manual_seed(0)
-                self.bound_ = net.log_likelihood_bound(module, X, generator, 4).numpy()
+                draws = torch.randn((4, codes.shape[1]), generator=torch.Generator().manual_seed(0))
+                self.bound_ = net.log_likelihood_bound(module, X, draws).numpy()
                 self.log_scale_ = module.gaussian_log_scale().numpy().copy()
 
 
@@ -247,6 +247,7 @@ def test_vae_score_is_a_deterministic_bound(wine):
     net = vae.net_
     with torch.no_grad():
         X = torch.as_tensor(wine)
-        one = net.log_likelihood_bound(net.module_, X, torch.Generator().manual_seed(1), 1)
-        many = net.log_likelihood_bound(net.module_, X, torch.Generator().manual_seed(1), 64)
+        draws = torch.randn((64, 3), generator=torch.Generator().manual_seed(1))
+        one = net.log_likelihood_bound(net.module_, X, draws[:1])
+        many = net.log_likelihood_bound(net.module_, X, draws)
     assert many.mean() >= one.mean() - 1e-4
