@@ -779,9 +779,9 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._check_common_params(n_samples=len(X))
         self._check_fit_data(X, pca)
         device = resolve_device(self.device)
-        with (torch_threads(self.n_threads), seeded_torch(seed, device),
-              flushed_denormals(device)):
-            module = self._build_module(start=pca if self.init == "pca" else None)
+        with torch_threads(self.n_threads), flushed_denormals(device):
+            with seeded_torch(seed):
+                module = self._build_module(start=pca if self.init == "pca" else None)
             net = self._build_net(module, len(X), seed, device)
             net.fit(ArrayDataset(X, self._module_input_shape))
         self._set_training_results(net)

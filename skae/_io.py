@@ -560,13 +560,13 @@ def _resolve_load_device(estimator, device, path):
 
 def _build_net(estimator, tensors, history, device, path):
     device = _resolve_load_device(estimator, device, path)
-    # Seeded so that building (and discarding) the initial weights leaves the
-    # caller's torch random state alone.
+    # The initial weights, replaced by the saved ones, are drawn from a
+    # generator of their own, so loading leaves torch's random state alone.
     try:
-        with seeded_torch(0, device):
+        with seeded_torch(0):
             module = estimator._build_module()
-            net = estimator._build_net(module, 0, 0, device)
-            net.initialize()
+        net = estimator._build_net(module, 0, 0, device)
+        net.initialize()
     except Exception as exc:
         raise ValueError(
             f"{path!r}: the saved parameters and attributes do not describe a "

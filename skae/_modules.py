@@ -47,6 +47,31 @@ class Clip(nn.Module):
         return f"low={self.low}, high={self.high}"
 
 
+class SeededDropout(nn.Dropout):
+    """:class:`torch.nn.Dropout` that draws its masks from ``generator`` when one is set.
+
+    torch's dropout draws from the process-wide generator, which threads
+    share; skae's nets set a generator of the fit's own while training, so
+    that fits with the same seed drop the same units in any thread. Without
+    one (a module trained by hand) it is torch's dropout.
+    """
+
+    generator = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator)
+        return x * mask.div_(keep)
+
+    def __getstate__(self):
+        # Generators belong to one fit, so they are neither copied nor pickled.
+        state = dict(vars(self))
+        state.pop("generator", None)
+        return state
+
+
 OUTPUT_ACTIVATIONS = {"identity": nn.Identity, "sigmoid": nn.Sigmoid, "clip": Clip}
 
 
@@ -77,7 +102,7 @@ def make_mlp(layer_sizes, activation, dropout=0.0, batch_norm=False):
             layers.append(nn.BatchNorm1d(n_out))
         layers.append(ACTIVATIONS[activation]())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(SeededDropout(dropout))
     return nn.Sequential(*layers)
 
 

@@ -35,6 +35,7 @@ from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
 from ._data import BatchIterator
+from ._modules import SeededDropout
 
 # Bernoulli means are kept this far from 0 and 1 in the loss, where the
 # log-likelihood of a pixel at the other end would be infinite.
@@ -68,7 +69,8 @@ def supports_fused(optimizer_class, device):
 
 # Generators live only during fit: they are rebuilt from ``random_seed`` at
 # the start of training and never pickled.
-_GENERATOR_ATTRIBUTES = ("_shuffle_generator", "_noise_generator", "_valid_generator")
+_GENERATOR_ATTRIBUTES = ("_shuffle_generator", "_noise_generator", "_valid_generator",
+                         "_dropout_generator")
 
 # Hooks skorch's loop calls for every batch; see ``AutoencoderNet.notify``.
 _BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
@@ -212,8 +214,9 @@ class AutoencoderNet(NeuralNet):
     module : torch.nn.Module
     criterion : torch loss class, default=torch.nn.MSELoss
     random_seed : int, default=0
-        Seeds the shuffling and the noise of training, so that two fits with
-        the same seed and device are bit-identical.
+        Seeds the shuffling, the noise and the dropout masks of training
+        (generators the net owns, never torch's process-wide one), so that
+        two fits with the same seed and device are bit-identical, in any thread.
     drop_single_batch : bool, default=False
         Skip a last training batch of one row (BatchNorm cannot train on it).
     **kwargs
@@ -229,12 +232,16 @@ class AutoencoderNet(NeuralNet):
     # -- generators -------------------------------------------------------
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         super().on_train_begin(net, X=X, y=y, **kwargs)
-        shuffle_seed, noise_seed, valid_seed = np.random.SeedSequence(
-            self.random_seed).generate_state(3)
+        # Word 3 of the sequence seeds the VAE's scoring draws (see _vae.py).
+        shuffle_seed, noise_seed, valid_seed, _, dropout_seed = np.random.SeedSequence(
+            self.random_seed).generate_state(5)
         self._shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
         self._noise_generator = torch.Generator(device=self.device).manual_seed(int(noise_seed))
         self._valid_seed = int(valid_seed)
         self._valid_generator = torch.Generator(device=self.device)
+        self._dropout_generator = torch.Generator(device=self.device).manual_seed(
+            int(dropout_seed))
+        self._set_dropout_generator(self._dropout_generator)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
@@ -242,8 +249,15 @@ class AutoencoderNet(NeuralNet):
         # The same validation noise every epoch, so validation losses compare.
         self._valid_generator.manual_seed(self._valid_seed)
 
+    def _set_dropout_generator(self, generator):
+        """Make the module's dropout layers draw from ``generator`` (None: torch's own)."""
+        for layer in self.module_.modules():
+            if isinstance(layer, SeededDropout):
+                layer.generator = generator
+
     def on_train_end(self, net, X=None, y=None, **kwargs):
         super().on_train_end(net, X=X, y=y, **kwargs)
+        self._set_dropout_generator(None)
         for name in _GENERATOR_ATTRIBUTES:
             vars(self).pop(name, None)
 

@@ -1,9 +1,10 @@
 """Process-level settings that fit and transform apply and then restore.
 
-torch's thread count, its random state and the CPU's handling of subnormal
-floats are global to the process (or to its threads). skae sets them only
-for the duration of a call, so fitting an estimator never changes what the
-rest of the user's program sees.
+torch's thread count and the CPU's handling of subnormal floats are global
+to the process (or to its threads). skae sets them only for the duration of
+a call, so fitting an estimator never changes what the rest of the user's
+program sees, from any thread. Its random numbers come from generators of
+its own (:func:`seeded_torch`), never from torch's process-wide one.
 """
 
 import contextvars
@@ -12,10 +13,12 @@ import functools
 import multiprocessing
 import os
 import sys
+import threading
 from contextlib import contextmanager
 
 import joblib
 import torch
+from torch.overrides import TorchFunctionMode
 
 # True inside one chunk of :func:`skae.transform_dask`: one task among many
 # running at once, which must not claim every core.
@@ -113,18 +116,46 @@ def default_n_threads():
     return _STARTUP_OMP_NUM_THREADS or max(1, joblib.cpu_count())
 
 
+# torch's thread count is one setting for the whole process (new threads
+# start with the last value set), so calls that overlap in several threads
+# change it under one lock, and the last one to finish puts back the value
+# from before the first one began.
+_THREADS_LOCK = threading.Lock()
+_threads_state = {"active": 0, "baseline": None}
+_thread_calls = threading.local()
+
+
 @contextmanager
 def torch_threads(n_threads=None):
-    """Run the block with ``n_threads`` torch threads (None: :func:`default_n_threads`)."""
+    """Run the block with ``n_threads`` torch threads (None: :func:`default_n_threads`).
+
+    Safe to use from several threads at once: each thread gets back the
+    count it had before its call, and once no call is left running, the
+    process's count is the one from before the first call.
+    """
     wanted = default_n_threads() if n_threads is None else int(n_threads)
-    previous = torch.get_num_threads()
-    if wanted != previous:
-        torch.set_num_threads(wanted)
+    stack = _thread_calls.__dict__.setdefault("stack", [])
+    with _THREADS_LOCK:
+        if _threads_state["active"] == 0:
+            _threads_state["baseline"] = torch.get_num_threads()
+        # A thread started while another call ran inherited that call's
+        # count: what it had "before" is the baseline.
+        previous = stack[-1] if stack else (
+            torch.get_num_threads() if _threads_state["active"] == 0
+            else _threads_state["baseline"])
+        _threads_state["active"] += 1
+        stack.append(wanted)
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
     try:
         yield wanted
     finally:
-        if wanted != previous:
-            torch.set_num_threads(previous)
+        with _THREADS_LOCK:
+            stack.pop()
+            _threads_state["active"] -= 1
+            restore = previous if _threads_state["active"] else _threads_state["baseline"]
+            if torch.get_num_threads() != restore or _threads_state["active"] == 0:
+                torch.set_num_threads(restore)
 
 
 def flushes_denormals():
@@ -203,17 +234,43 @@ def flushed_denormals(device):
             _set_flush_denormal(False)
 
 
-@contextmanager
-def seeded_torch(seed, device):
-    """Seed torch's global generators inside the block, restoring them after.
+class _OwnGenerator(TorchFunctionMode):
+    """Give every random draw in the block that names no generator this one."""
 
-    Weight initialisation and dropout draw from the global generators; forking
-    them keeps fits reproducible without touching the caller's random state.
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if kwargs.get("generator", 0) is None or (
+                func in _RANDOM_FILLS and "generator" not in kwargs):
+            kwargs["generator"] = self.generator
+        return func(*args, **kwargs)
+
+
+# Random functions a module's constructor may call without a ``generator``
+# argument; torch.nn.init's functions pass ``generator=None`` explicitly.
+_RANDOM_FILLS = frozenset({
+    torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.bernoulli_,
+    torch.Tensor.random_, torch.Tensor.exponential_, torch.Tensor.geometric_,
+    torch.Tensor.cauchy_, torch.Tensor.log_normal_, torch.rand, torch.randn,
+    torch.randint, torch.randperm, torch.bernoulli, torch.normal, torch.multinomial,
+})
+
+
+@contextmanager
+def seeded_torch(seed):
+    """Draw the block's random numbers (weight initialisation) from a generator of its own.
+
+    The generator is seeded with ``seed`` and lives only in the block, so a
+    fit never reads or changes torch's process-wide generator, which other
+    threads share: concurrent fits with the same seed build the same
+    weights. torch function modes are per thread, so only the calling
+    thread's draws are redirected. Training draws (shuffling, noise,
+    dropout, the VAE's samples) take generators owned by the net.
     """
-    device = torch.device(device)
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with _OwnGenerator(torch.Generator().manual_seed(int(seed))):
         yield
 
 
