@@ -17,8 +17,6 @@ from sklearn.utils import Bunch
 import skae
 import skae.datasets
 
-from .conftest import fashion_mnist_path
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.M | re.S)
 REQUIRES = re.compile(r"^# requires: skae\.(\w+)")
@@ -36,7 +34,7 @@ def _small_digits(*args, return_X_y=False, **kwargs):
 
 
 def _small_fashion_mnist(*args, return_X_y=False, **kwargs):
-    path = fashion_mnist_path()
+    path = skae.datasets.get_data_home() / "fashion_mnist.npz"
     if not path.exists():
         pytest.skip(f"Fashion-MNIST not found at {path}; set SKAE_DATA to its folder")
     with np.load(path) as data:
