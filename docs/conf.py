@@ -30,7 +30,7 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
 root_doc = "index"
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": True}
+autodoc_default_options = {"members": True}
 # numpydoc lists the methods itself; autosummary's class template lists none.
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

@@ -53,6 +53,9 @@ ae = AutoencoderTransformer(n_components=2, architecture="conv", conv_channels=(
                             activation="leaky_relu", batch_norm=True, max_iter=6,
                             early_stopping=False, callbacks=[recorder], random_state=0)
 ae.fit(X_train)
+# fit trains a copy of the callback, as scikit-learn copies parameters; the
+# fitted net holds the one that recorded the codes.
+recorder = dict(ae.net_.callbacks_)["CodeRecorder"]
 print(f"test MSE: {-ae.score(X_test):.4f}")
 
 # %%

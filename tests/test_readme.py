@@ -1,7 +1,8 @@
 """Every ```python block of README.md runs, on small data.
 
 The blocks are run as written, except that the dataset loaders they call
-return small subsets, so that the whole file stays fast. A block whose first
+return small subsets and the estimators train for at most two epochs, so
+that the whole file stays fast. A block whose first
 line is ``# requires: skae.NAME`` is skipped while skae has no ``NAME`` (the
 mixed-table block, until the mixed-table API is merged).
 """
@@ -45,6 +46,18 @@ def _small_fashion_mnist(*args, return_X_y=False, **kwargs):
 
 
 _load_digits = sklearn.datasets.load_digits
+MAX_EPOCHS = 2
+
+
+def _short(estimator_class):
+    # A subclass keeps __init__'s signature, so get_params, clone and search work.
+    class Short(estimator_class):
+        def fit(self, X, y=None, **kwargs):
+            self.max_iter = min(self.max_iter, MAX_EPOCHS)
+            return super().fit(X, y, **kwargs)
+
+    Short.__name__ = estimator_class.__name__
+    return Short
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
@@ -54,5 +67,7 @@ def test_readme_block_runs(code, monkeypatch, tmp_path):
         pytest.skip(f"skae.{required.group(1)} is not in this version of skae")
     monkeypatch.setattr(sklearn.datasets, "load_digits", _small_digits)
     monkeypatch.setattr(skae.datasets, "load_fashion_mnist", _small_fashion_mnist)
+    for name in ("AutoencoderTransformer", "DenoisingAutoencoder", "VAETransformer"):
+        monkeypatch.setattr(skae, name, _short(getattr(skae, name)))
     monkeypatch.chdir(tmp_path)  # blocks that save figures write here
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})
