@@ -10,7 +10,7 @@ export SKAE_DATA
 PYTEST_ARGS ?=
 GPU_CHECK_ARGS ?=
 
-.PHONY: demo test test-slow bench bench-speed bench-allocator bench-denoise gpu-check figures clean
+.PHONY: demo test docs test-slow bench bench-speed bench-allocator bench-denoise gpu-check figures clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(BIN)/.installed
 
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# The HTML site in docs/_build/html, warnings as errors; sphinx-gallery runs examples/.
+docs: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet $(TORCH) -e ".[docs]"
+	MPLBACKEND=agg $(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
 bench: $(BIN)/.installed
 	# UMAP and openTSNE join the full profile.
@@ -53,4 +58,4 @@ gpu-check: $(BIN)/.installed
 	$(BIN)/python benchmarks/gpu_check.py --out $${OUT:-benchmarks/results/gpu} $(GPU_CHECK_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache docs/_build docs/generated docs/auto_examples

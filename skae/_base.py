@@ -197,7 +197,7 @@ COMMON_ATTRIBUTES_DOC = """
     n_features_in_ : int
         Number of features (pixels times channels for images) seen in fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen in fit, when X has string column names.
 
     input_shape_ : tuple of int
