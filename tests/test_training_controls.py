@@ -46,6 +46,17 @@ def test_warm_start_with_early_stopping_continues_from_the_kept_weights(X):
     assert 3 <= model.best_epoch_ <= 6
 
 
+def test_warm_start_after_pickle_is_one_longer_fit(X):
+    import pickle
+
+    once = _quiet_fit(AutoencoderTransformer(max_iter=4, early_stopping=False, **SMALL), X)
+    first = _quiet_fit(AutoencoderTransformer(max_iter=2, early_stopping=False, **SMALL), X)
+    resumed = pickle.loads(pickle.dumps(first))
+    _quiet_fit(resumed.set_params(warm_start=True), X)
+    assert resumed.loss_curve_ == once.loss_curve_
+    np.testing.assert_array_equal(resumed.transform(X), once.transform(X))
+
+
 def test_warm_start_keeps_the_optimizer_state(X):
     model = _quiet_fit(AutoencoderTransformer(max_iter=2, early_stopping=False, **SMALL), X)
     optimizer = model.net_.optimizer_
