@@ -82,6 +82,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         "output_activation": [StrOptions({"auto", "identity", "clip", "sigmoid"})],
     }
     _net_class = AutoencoderNet
+    _structural_parameters = (*_BaseAutoencoder._structural_parameters, "output_activation")
 
     def __init__(
         self,
@@ -98,6 +99,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         batch_norm=None,
         optimizer="adam",
         learning_rate_init=1e-3,
+        learning_rate="constant",
         alpha=0.0,
         batch_size="auto",
         max_iter=200,
@@ -108,6 +110,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         device="auto",
         n_threads=None,
         callbacks=None,
+        warm_start=False,
         random_state=None,
         verbose=0,
     ):
@@ -123,6 +126,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
             batch_norm=batch_norm,
             optimizer=optimizer,
             learning_rate_init=learning_rate_init,
+            learning_rate=learning_rate,
             alpha=alpha,
             batch_size=batch_size,
             max_iter=max_iter,
@@ -133,6 +137,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
             device=device,
             n_threads=n_threads,
             callbacks=callbacks,
+            warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,
         )
@@ -286,6 +291,7 @@ default="gaussian"
         batch_norm=None,
         optimizer="adam",
         learning_rate_init=1e-3,
+        learning_rate="constant",
         alpha=0.0,
         batch_size="auto",
         max_iter=200,
@@ -296,6 +302,7 @@ default="gaussian"
         device="auto",
         n_threads=None,
         callbacks=None,
+        warm_start=False,
         random_state=None,
         verbose=0,
     ):
@@ -312,6 +319,7 @@ default="gaussian"
             batch_norm=batch_norm,
             optimizer=optimizer,
             learning_rate_init=learning_rate_init,
+            learning_rate=learning_rate,
             alpha=alpha,
             batch_size=batch_size,
             max_iter=max_iter,
@@ -322,6 +330,7 @@ default="gaussian"
             device=device,
             n_threads=n_threads,
             callbacks=callbacks,
+            warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,
         )

@@ -27,7 +27,7 @@ from sklearn.utils import check_random_state
 from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.callbacks import Callback, PrintLog, ProgressBar
+from skorch.callbacks import Callback, LRScheduler, PrintLog, ProgressBar
 
 from ._data import ArrayDataset, FractionSplit, n_validation_rows
 from ._modules import (
@@ -45,6 +45,13 @@ OPTIMIZERS = {
     "adamw": (torch.optim.AdamW, {}),
     "sgd": (torch.optim.SGD, {"momentum": 0.9, "nesterov": True}),
 }
+
+LEARNING_RATES = ("constant", "adaptive", "cosine", "cyclic")
+
+# Parameters that shape the network: a warm start or partial_fit cannot change them.
+STRUCTURAL_PARAMETERS = ("n_components", "init", "architecture", "hidden_layer_sizes",
+                         "conv_channels", "input_shape", "activation", "batch_norm",
+                         "optimizer")
 
 # Rows per forward pass at inference, at most: larger than a training batch
 # because no gradients are kept. Fewer, larger batches spread the per-batch
@@ -113,6 +120,19 @@ default=None
     learning_rate_init : float, default=1e-3
         Learning rate of the optimizer.
 
+    learning_rate : {"constant", "adaptive", "cosine", "cyclic"}, \
+default="constant"
+        Schedule of the learning rate, a ``skorch.callbacks.LRScheduler``
+        named "lr_scheduler" (each epoch's rate is ``net_.history[:,
+        "event_lr"]``). "constant" keeps ``learning_rate_init``; "adaptive"
+        divides it by 5 whenever two consecutive epochs fail to lower the
+        monitored loss by ``tol``, as in ``MLPRegressor``; "cosine" anneals it
+        to 0 over ``max_iter`` epochs; "cyclic" ramps it, batch by batch,
+        between ``learning_rate_init / 10`` and ``learning_rate_init`` in
+        cycles of four epochs. The default was chosen by
+        ``benchmarks/bench_schedules.py`` (results in
+        ``benchmarks/results/schedules/``).
+
     alpha : float, default=0.0
         Weight decay (L2 penalty) of the optimizer.
 
@@ -159,6 +179,14 @@ default=None
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` pairs),
         copied at each fit, e.g. ``skorch.callbacks.Checkpoint``.
+
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted estimator continues training its
+        network for ``max_iter`` more epochs, as ``MLPRegressor`` does: the
+        weights, the optimizer's state and the shuffling continue, the
+        history grows and ``n_iter_`` counts every epoch; the PCA start is
+        not redone. Parameters that shape the network (``n_components``,
+        widths, architecture...) cannot change between such fits.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, the validation split and any
@@ -359,6 +387,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "batch_norm": [None, "boolean"],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions(set(LEARNING_RATES))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -369,6 +398,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "device": [str],
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "callbacks": [None, list],
+        "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -390,6 +420,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         batch_norm=None,
         optimizer="adam",
         learning_rate_init=1e-3,
+        learning_rate="constant",
         alpha=0.0,
         batch_size="auto",
         max_iter=200,
@@ -400,6 +431,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         device="auto",
         n_threads=None,
         callbacks=None,
+        warm_start=False,
         random_state=None,
         verbose=0,
     ):
@@ -414,6 +446,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.batch_norm = batch_norm
         self.optimizer = optimizer
         self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
         self.alpha = alpha
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -424,6 +457,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.device = device
         self.n_threads = n_threads
         self.callbacks = callbacks
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
 
@@ -630,7 +664,23 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                   random_state=seed)
         return pca.fit(X64)
 
-    def _resolve_sizes(self, n_samples, pca):
+    def _lr_scheduler(self, monitor, n_samples):
+        """skorch's LRScheduler for ``learning_rate``; see its description in the docstring."""
+        if self.learning_rate == "adaptive":
+            # MLPRegressor's "adaptive": two epochs in a row without a gain of tol.
+            return LRScheduler(torch.optim.lr_scheduler.ReduceLROnPlateau, monitor=monitor,
+                               mode="min", factor=0.2, patience=1, threshold=self.tol,
+                               threshold_mode="abs")
+        if self.learning_rate == "cosine":
+            return LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
+                               T_max=self.max_iter)
+        batches = max(1, math.ceil(self._n_training_rows(n_samples) / self.batch_size_))
+        return LRScheduler(torch.optim.lr_scheduler.CyclicLR, step_every="batch",
+                           base_lr=self.learning_rate_init / 10,
+                           max_lr=self.learning_rate_init, step_size_up=2 * batches,
+                           cycle_momentum=False)
+
+    def _resolve_sizes(self, n_samples, pca, partial=False):
         """Learn ``n_components_`` and the values the "auto" parameters stand for."""
         if isinstance(self.n_components, Integral):
             self.n_components_ = int(self.n_components)
@@ -642,7 +692,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         else:
             self.hidden_layer_sizes_ = _check_positive_ints(
                 "hidden_layer_sizes", self.hidden_layer_sizes, True)
-        if self.early_stopping == "auto":
+        if partial:  # one pass per call and no held-out rows, as in scikit-learn
+            self.early_stopping_ = False
+        elif self.early_stopping == "auto":
             self.early_stopping_ = (n_validation_rows(self.validation_fraction, n_samples)
                                     >= MIN_AUTO_VALIDATION_ROWS)
         else:
@@ -709,6 +761,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 constraint=self._selection_constraint,
             )),
         ]
+        if self.learning_rate != "constant":
+            callbacks.append(("lr_scheduler", self._lr_scheduler(monitor, n_samples)))
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
         callbacks.extend(copy.deepcopy(self.callbacks or []))
@@ -771,11 +825,93 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             raise
         return self
 
-    def _fit(self, X):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train on X for one epoch, starting from the current weights.
+
+        The first call learns what ``fit`` learns from its data (the input's
+        features and shape, the sizes of "auto" parameters and, with
+        ``init="pca"``, the PCA start) from the rows of this first chunk, so
+        that chunk should be representative and hold at least
+        ``n_components`` rows. Later calls check that X has the same
+        features, then run one shuffled pass over it; the weights, the
+        optimizer's state and the shuffling continue from call to call, and
+        ``loss_curve_``, ``n_iter_`` and the history grow by one epoch. No
+        rows are held out (``early_stopping`` is not used) and no
+        ``ConvergenceWarning`` is raised, as in ``MLPRegressor.partial_fit``.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} or image array
+            A chunk of training data, of the same kind at every call.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained for one more epoch.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skae import AutoencoderTransformer
+        >>> X = np.random.default_rng(0).random((200, 6), dtype=np.float32)
+        >>> ae = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(8,),
+        ...                             random_state=0)
+        >>> for chunk in np.array_split(X, 4):
+        ...     ae = ae.partial_fit(chunk)
+        >>> ae.n_iter_, len(ae.loss_curve_)
+        (4, 4)
+        """
+        if hasattr(self, "net_"):
+            self._continue_fit(X, epochs=1, partial=True)
+        else:
+            self._fit(X, partial=True)
+        return self
+
+    def _check_structure_unchanged(self):
+        """Refuse to continue training when a parameter that shapes the network changed."""
+        fitted = getattr(self, "_structure", None)
+        current = {name: getattr(self, name) for name in self._structural_parameters}
+        changed = sorted(name for name in current
+                         if fitted is not None and name in fitted
+                         and current[name] != fitted[name])
+        if changed:
+            described = ", ".join(f"{name}={current[name]!r} (fitted with "
+                                  f"{fitted[name]!r})" for name in changed)
+            raise ValueError(
+                f"{described}: these parameters shape the network, which warm_start "
+                "and partial_fit continue training; restore them, or fit anew with "
+                "warm_start=False."
+            )
+
+    # Subclasses add the parameters of their modules.
+    _structural_parameters = STRUCTURAL_PARAMETERS
+
+    def _continue_fit(self, X, epochs, partial=False):
+        """Train the fitted ``net_`` on X for up to ``epochs`` more epochs."""
+        self._check_structure_unchanged()
+        X = self._validate_input(X, reset=False)
+        net = self.net_
+        n_before = len(net.history)
+        if (net.lr, net.optimizer__weight_decay) != (self.learning_rate_init, self.alpha):
+            # skorch starts a new optimizer (and state) with the new settings.
+            net.set_params(lr=self.learning_rate_init, optimizer__weight_decay=self.alpha)
+        with torch_threads(self.n_threads), flushed_denormals(net.device):
+            net.continue_training(ArrayDataset(X, self._module_input_shape), epochs)
+        self._set_training_results(net, epochs_run=len(net.history) - n_before,
+                                   warn=not partial)
+        self._code_range = self._training_code_range(X)
+
+    def _fit(self, X, partial=False):
+        if self.warm_start and hasattr(self, "net_"):
+            self._continue_fit(X, epochs=self.max_iter)
+            return
         X = self._validate_input(X, reset=True)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         pca = self._fit_pca(X, seed)
-        self._resolve_sizes(len(X), pca)
+        self._resolve_sizes(len(X), pca, partial=partial)
         self._check_common_params(n_samples=len(X))
         self._check_fit_data(X, pca)
         device = resolve_device(self.device)
@@ -783,8 +919,13 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             with seeded_torch(seed):
                 module = self._build_module(start=pca if self.init == "pca" else None)
             net = self._build_net(module, len(X), seed, device)
-            net.fit(ArrayDataset(X, self._module_input_shape))
-        self._set_training_results(net)
+            dataset = ArrayDataset(X, self._module_input_shape)
+            if partial:
+                net.partial_fit(dataset, epochs=1)
+            else:
+                net.fit(dataset)
+        self._structure = {name: getattr(self, name) for name in self._structural_parameters}
+        self._set_training_results(net, warn=not partial)
         self._code_range = self._training_code_range(X)
 
     def _training_code_range(self, X, n_rows=2000):
@@ -801,7 +942,12 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         low, high = np.percentile(codes, [1, 99], axis=0)
         return [(float(a), float(b)) for a, b in zip(low, high)]
 
-    def _set_training_results(self, net):
+    def _set_training_results(self, net, epochs_run=None, warn=True):
+        """Learned attributes from the trained ``net``; warn about how training ended.
+
+        ``epochs_run`` is the number of epochs this call ran (all of the
+        history unless training continued a fitted net).
+        """
         callbacks = dict(net.callbacks_)
         history = net.history
         self.net_ = net
@@ -812,13 +958,16 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             else None
         )
         self._n_features_out = self.n_components_
+        if not warn:
+            return
         stopper = callbacks["convergence"]
         start_score = getattr(stopper, "start_score_", None)
         self.validation_start_score_ = None if start_score is None else -float(start_score)
         self.best_epoch_ = int(stopper.best_epoch_) if self.early_stopping_ else self.n_iter_
         converged = stopper.misses_ >= stopper.patience
+        epochs_run = self.n_iter_ if epochs_run is None else epochs_run
         interrupted = callbacks["last_epoch_weights"].interrupted_ or (
-            self.n_iter_ < self.max_iter and not converged
+            epochs_run < self.max_iter and not converged
         )
         if interrupted:
             kept = (f"the weights of epoch {self.best_epoch_}, the best on the validation "
@@ -830,7 +979,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 f"finished epochs; keeping {kept}.",
                 UserWarning,
             )
-        elif self.early_stopping_ and self.best_epoch_ == 0 and self.n_iter_:
+        elif (self.early_stopping_ and self.best_epoch_ == self.n_iter_ - epochs_run
+              and epochs_run):
             start = "its PCA start" if self.init == "pca" else "its initial weights"
             warnings.warn(
                 f"{type(self).__name__} never beat {start} on the validation rows "

@@ -241,6 +241,9 @@ class AutoencoderNet(NeuralNet):
         self._valid_generator = torch.Generator(device=self.device)
         self._dropout_generator = torch.Generator(device=self.device).manual_seed(
             int(dropout_seed))
+        resumed = vars(self).pop("_resume_states", None)
+        for name, state in (resumed or {}).items():
+            getattr(self, name).set_state(state)
         self._set_dropout_generator(self._dropout_generator)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
@@ -258,8 +261,24 @@ class AutoencoderNet(NeuralNet):
     def on_train_end(self, net, X=None, y=None, **kwargs):
         super().on_train_end(net, X=X, y=y, **kwargs)
         self._set_dropout_generator(None)
+        # Their states (plain tensors, pickled with the net) let a later
+        # ``continue_training`` draw what the same longer fit would draw.
+        self._generator_states = {
+            name: vars(self)[name].get_state()
+            for name in ("_shuffle_generator", "_noise_generator", "_dropout_generator")
+            if name in vars(self)}
         for name in _GENERATOR_ATTRIBUTES:
             vars(self).pop(name, None)
+
+    def continue_training(self, dataset, epochs):
+        """skorch's ``partial_fit`` for ``epochs`` epochs, the generators continuing.
+
+        The shuffling and noise generators resume from their states at the
+        end of the last training, so that fits of 3 and then 3 epochs draw
+        the same batches and noise as one fit of 6.
+        """
+        self._resume_states = vars(self).get("_generator_states")
+        return self.partial_fit(dataset, epochs=epochs)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -816,7 +835,8 @@ class ConvergenceMonitor(EarlyStopping):
         if self.constraint is not None:
             self._constraint_limit = scores[self.constraint]
         self.dynamic_threshold_ = self._calc_new_threshold(score)
-        self.best_epoch_ = 0
+        # The epoch training starts from: 0, or the last of a continued fit.
+        self.best_epoch_ = len(net.history) - 1
         if self.load_best:
             self.best_model_weights_ = copy.deepcopy(net.module_.state_dict())
 

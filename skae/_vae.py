@@ -131,6 +131,8 @@ class VAETransformer(_BaseAutoencoder):
     _net_class = VAENet
     # The kept weights reconstruct the validation rows no worse than the start.
     _selection_constraint = "valid_mse"
+    _structural_parameters = (*_BaseAutoencoder._structural_parameters, "likelihood",
+                              "gaussian_scale")
 
     def __init__(
         self,
@@ -150,6 +152,7 @@ class VAETransformer(_BaseAutoencoder):
         batch_norm=None,
         optimizer="adam",
         learning_rate_init=1e-3,
+        learning_rate="constant",
         alpha=0.0,
         batch_size="auto",
         max_iter=200,
@@ -160,6 +163,7 @@ class VAETransformer(_BaseAutoencoder):
         device="auto",
         n_threads=None,
         callbacks=None,
+        warm_start=False,
         random_state=None,
         verbose=0,
     ):
@@ -175,6 +179,7 @@ class VAETransformer(_BaseAutoencoder):
             batch_norm=batch_norm,
             optimizer=optimizer,
             learning_rate_init=learning_rate_init,
+            learning_rate=learning_rate,
             alpha=alpha,
             batch_size=batch_size,
             max_iter=max_iter,
@@ -185,6 +190,7 @@ class VAETransformer(_BaseAutoencoder):
             device=device,
             n_threads=n_threads,
             callbacks=callbacks,
+            warm_start=warm_start,
             random_state=random_state,
             verbose=verbose,
         )
@@ -299,8 +305,8 @@ class VAETransformer(_BaseAutoencoder):
 
         return self._map_input(X, bound, 1).ravel()
 
-    def _set_training_results(self, net):
-        super()._set_training_results(net)
+    def _set_training_results(self, net, **kwargs):
+        super()._set_training_results(net, **kwargs)
         self._score_seed = int(np.random.SeedSequence(net.random_seed).generate_state(4)[3])
 
     def sample(self, n_samples=1, random_state=None):

@@ -1,0 +1,177 @@
+"""warm_start, partial_fit and learning-rate schedules."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from skae import AutoencoderTransformer, DenoisingAutoencoder, VAETransformer
+
+ESTIMATORS = [AutoencoderTransformer, DenoisingAutoencoder, VAETransformer]
+SMALL = dict(n_components=2, hidden_layer_sizes=(16,), n_threads=1, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X(digits_split):
+    return digits_split[0][:600]
+
+
+def _quiet_fit(model, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_warm_start_3_plus_3_is_one_fit_of_6(Estimator, dropout, X):
+    # Without held-out rows each fit keeps its last weights, so continuing
+    # is the same computation as the longer fit: bit-identical on the CPU
+    # (the dropout masks continue from the net's generator too).
+    once = _quiet_fit(Estimator(max_iter=6, early_stopping=False, dropout=dropout,
+                                **SMALL), X)
+    twice = _quiet_fit(Estimator(max_iter=3, early_stopping=False, dropout=dropout,
+                                 **SMALL), X)
+    _quiet_fit(twice.set_params(warm_start=True), X)
+    assert twice.n_iter_ == 6
+    assert twice.loss_curve_ == once.loss_curve_
+    assert list(twice.net_.history[:, "epoch"]) == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_array_equal(twice.transform(X), once.transform(X))
+
+
+def test_warm_start_with_early_stopping_continues_from_the_kept_weights(X):
+    # Each fit returns its best weights and the next one continues from them
+    # (not from the last epoch's), so only the history's shape is the long fit's.
+    model = _quiet_fit(AutoencoderTransformer(max_iter=3, early_stopping=True, **SMALL), X)
+    first_score = max(model.validation_scores_ + [model.validation_start_score_])
+    _quiet_fit(model.set_params(warm_start=True), X)
+    assert model.n_iter_ == 6 and len(model.validation_scores_) == 6
+    assert max(model.validation_scores_) >= first_score
+    assert 3 <= model.best_epoch_ <= 6
+
+
+def test_warm_start_after_pickle_is_one_longer_fit(X):
+    import pickle
+
+    once = _quiet_fit(AutoencoderTransformer(max_iter=4, early_stopping=False, **SMALL), X)
+    first = _quiet_fit(AutoencoderTransformer(max_iter=2, early_stopping=False, **SMALL), X)
+    resumed = pickle.loads(pickle.dumps(first))
+    _quiet_fit(resumed.set_params(warm_start=True), X)
+    assert resumed.loss_curve_ == once.loss_curve_
+    np.testing.assert_array_equal(resumed.transform(X), once.transform(X))
+
+
+def test_warm_start_keeps_the_optimizer_state(X):
+    model = _quiet_fit(AutoencoderTransformer(max_iter=2, early_stopping=False, **SMALL), X)
+    optimizer = model.net_.optimizer_
+    steps = next(iter(optimizer.state.values()))["step"].item()
+    _quiet_fit(model.set_params(warm_start=True), X)
+    assert model.net_.optimizer_ is optimizer
+    assert next(iter(optimizer.state.values()))["step"].item() == 2 * steps
+
+
+@pytest.mark.parametrize("change", [dict(n_components=3), dict(hidden_layer_sizes=(8,)),
+                                    dict(architecture="conv"), dict(init="random")])
+def test_warm_start_refuses_structural_changes(change, X):
+    model = _quiet_fit(AutoencoderTransformer(max_iter=1, **SMALL), X)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"{name}=.*shape the network"):
+        model.set_params(warm_start=True, **change).fit(X)
+    with pytest.raises(ValueError, match="shape the network"):
+        model.partial_fit(X)
+
+
+def test_warm_start_checks_the_features(X):
+    model = _quiet_fit(AutoencoderTransformer(max_iter=1, warm_start=True, **SMALL), X)
+    with pytest.raises(ValueError, match="features"):
+        model.fit(X[:, :10])
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_partial_fit_five_calls_lower_the_loss(Estimator, X):
+    model = Estimator(**SMALL)
+    for _ in range(5):
+        model.partial_fit(X)
+    assert model.n_iter_ == 5 and len(model.loss_curve_) == 5
+    assert np.all(np.diff(model.loss_curve_) < 0), model.loss_curve_
+    assert model.early_stopping_ is False and model.validation_scores_ is None
+
+
+def test_partial_fit_checks_the_features(X):
+    model = AutoencoderTransformer(**SMALL).partial_fit(X)
+    with pytest.raises(ValueError, match="features"):
+        model.partial_fit(X[:, :10])
+
+
+@pytest.mark.slow
+def test_partial_fit_over_memmap_chunks_matches_fit(tmp_path, digits_split):
+    X_train, X_test = digits_split[:2]
+    path = tmp_path / "X.dat"
+    array = np.memmap(path, dtype=np.float32, mode="w+", shape=X_train.shape)
+    array[:] = X_train
+    array.flush()
+    X_disk = np.memmap(path, dtype=np.float32, mode="r", shape=X_train.shape)
+    epochs = 6
+    chunked = AutoencoderTransformer(n_components=4, hidden_layer_sizes=(32,),
+                                     n_threads=1, random_state=0)
+    bounds = np.linspace(0, len(X_disk), 11).astype(int)
+    for _ in range(epochs):
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            chunked.partial_fit(X_disk[start:stop])
+    whole = _quiet_fit(AutoencoderTransformer(n_components=4, hidden_layer_sizes=(32,),
+                                              max_iter=epochs,
+                                              early_stopping=False, random_state=0), X_train)
+
+    def mse(model):
+        return np.mean((model.inverse_transform(model.transform(X_test)) - X_test) ** 2)
+
+    assert chunked.n_iter_ == 10 * epochs
+    assert mse(chunked) <= 1.05 * mse(whole), (mse(chunked), mse(whole))
+
+
+@pytest.mark.slow
+def test_partial_fit_with_dask_ml_incremental(X):
+    dask_array = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        X_dask = dask_array.from_array(X, chunks=(150, X.shape[1]))
+        model = wrappers.Incremental(AutoencoderTransformer(**SMALL)).fit(X_dask)
+        codes = model.transform(X_dask).compute()
+    assert model.estimator_.n_iter_ == 4  # one epoch per chunk
+    assert codes.shape == (len(X), 2) and np.isfinite(codes).all()
+
+
+def test_learning_rate_schedules_in_the_history(X):
+    lr = 1e-3
+    fits = {schedule: _quiet_fit(AutoencoderTransformer(
+        max_iter=8, learning_rate=schedule, learning_rate_init=lr, early_stopping=False,
+        **SMALL), X) for schedule in ("constant", "cosine", "cyclic")}
+    assert "event_lr" not in fits["constant"].net_.history[-1]
+    cosine = np.array(fits["cosine"].net_.history[:, "event_lr"])
+    np.testing.assert_allclose(cosine, lr * (1 + np.cos(np.pi * np.arange(8) / 8)) / 2)
+    cyclic = np.array([row["event_lr"] for epoch in fits["cyclic"].net_.history[:, "batches"]
+                       for row in epoch])
+    assert cyclic.min() == pytest.approx(lr / 10) and cyclic.max() == pytest.approx(lr, rel=0.05)
+    assert np.any(np.diff(cyclic) < 0) and np.any(np.diff(cyclic) > 0)
+
+
+def test_adaptive_learning_rate_divides_by_five_on_a_stall(X):
+    # With a tol no epoch can meet, every epoch stalls: the rate falls by 5
+    # after each two epochs in a row, as MLPRegressor's "adaptive" does.
+    model = _quiet_fit(AutoencoderTransformer(
+        max_iter=6, learning_rate="adaptive", tol=10.0, n_iter_no_change=6,
+        early_stopping=False, **SMALL), X)
+    rates = np.array(model.net_.history[:, "event_lr"])
+    np.testing.assert_allclose(rates, 1e-3 * np.array([1, 1, 1, 0.2, 0.2, 0.04]))
+
+
+def test_verbose_under_partial_fit_and_warm_start(X, capsys):
+    model = AutoencoderTransformer(verbose=1, **SMALL)
+    model.partial_fit(X).partial_fit(X)
+    out = capsys.readouterr().out
+    assert out.count("train_loss") == 1 and "      2" in out
+    _quiet_fit(model.set_params(max_iter=1, warm_start=True), X)
+    assert "      3" in capsys.readouterr().out
