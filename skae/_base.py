@@ -29,7 +29,8 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback, PrintLog, ProgressBar
 
-from ._data import ArrayDataset, FractionSplit, n_validation_rows
+from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
+                    as_chunked_source, is_out_of_core, n_validation_rows)
 from ._modules import (
     ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, ResidualDecoder,
     ResidualEncoder, zero_output_layer,
@@ -545,8 +546,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return self.input_shape_ if self.architecture == "conv" else (self.n_features_in_,)
 
     def _data_range(self, X):
-        low, high = float(X.min()), float(X.max())
-        scale = 255.0 if X.dtype == np.uint8 else 1.0
+        # Data on disk: one sequential pass over every chunk, not the sample.
+        low, high = X.value_range() if isinstance(X, ChunkedDataset) else (X.min(), X.max())
+        low, high = float(low), float(high)
+        scale = 255.0 if getattr(X, "X", X).dtype == np.uint8 else 1.0
         return low / scale, high / scale
 
     # ------------------------------------------------------------------
@@ -772,20 +775,38 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         return self
 
     def _fit(self, X):
-        X = self._validate_input(X, reset=True)
+        X, dataset = self._fit_data(X)
+        n_samples = len(X) if dataset is None else len(dataset)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         pca = self._fit_pca(X, seed)
-        self._resolve_sizes(len(X), pca)
-        self._check_common_params(n_samples=len(X))
-        self._check_fit_data(X, pca)
+        self._resolve_sizes(n_samples, pca)
+        self._check_common_params(n_samples=n_samples)
+        self._check_fit_data(X if dataset is None else dataset, pca)
         device = resolve_device(self.device)
         with (torch_threads(self.n_threads), seeded_torch(seed, device),
               flushed_denormals(device)):
             module = self._build_module(start=pca if self.init == "pca" else None)
             net = self._build_net(module, len(X), seed, device)
-            net.fit(ArrayDataset(X, self._module_input_shape))
+            net.fit(ArrayDataset(X, self._module_input_shape) if dataset is None else dataset)
         self._set_training_results(net)
         self._code_range = self._training_code_range(X)
+
+    def _fit_data(self, X):
+        """Validated rows for the fit's statistics, and the dataset that reads X on disk.
+
+        In memory: ``(X, None)``. For an array read chunk by chunk (np.memmap,
+        zarr, h5py, dask; see :func:`~skae._data.is_out_of_core`): a sample of
+        whole chunks spread over X, validated as in-memory X is (the PCA start
+        and the "auto" defaults come from it), and a
+        :class:`~skae._data.ChunkedDataset` over every row.
+        """
+        if not is_out_of_core(X):
+            return self._validate_input(X, reset=True), None
+        source = as_chunked_source(X)
+        dataset = ChunkedDataset(source, ())
+        sample = self._validate_input(dataset.sample(SAMPLE_ROWS), reset=True)
+        dataset.sample_shape = tuple(self._module_input_shape)
+        return sample, dataset
 
     def _training_code_range(self, X, n_rows=2000):
         """1st and 99th percentiles of each code over up to ``n_rows`` training rows.
