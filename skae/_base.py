@@ -756,6 +756,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             Training data. uint8 arrays are read as 8-bit images and scaled
             to [0, 1]. Sparse matrices are rejected: densify them first.
+            An ``np.memmap``, zarr array, h5py dataset or dask array is read
+            chunk by chunk, never whole (see :ref:`large_data`).
         y : None
             Ignored; present for API consistency.
 
