@@ -29,7 +29,8 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback, LRScheduler, PrintLog, ProgressBar
 
-from ._data import ArrayDataset, FractionSplit, n_validation_rows
+from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
+                    as_chunked_source, is_out_of_core, n_validation_rows)
 from ._modules import (
     ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, ResidualDecoder,
     ResidualEncoder, zero_output_layer,
@@ -579,8 +580,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return self.input_shape_ if self.architecture == "conv" else (self.n_features_in_,)
 
     def _data_range(self, X):
-        low, high = float(X.min()), float(X.max())
-        scale = 255.0 if X.dtype == np.uint8 else 1.0
+        # Data on disk: one sequential pass over every chunk, not the sample.
+        low, high = X.value_range() if isinstance(X, ChunkedDataset) else (X.min(), X.max())
+        low, high = float(low), float(high)
+        scale = 255.0 if getattr(X, "X", X).dtype == np.uint8 else 1.0
         return low / scale, high / scale
 
     # ------------------------------------------------------------------
@@ -807,6 +810,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             Training data. uint8 arrays are read as 8-bit images and scaled
             to [0, 1]. Sparse matrices are rejected: densify them first.
+            An ``np.memmap``, zarr array, h5py dataset or dask array is read
+            chunk by chunk, never whole (see :ref:`large_data`).
         y : None
             Ignored; present for API consistency.
 
@@ -908,18 +913,20 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         if self.warm_start and hasattr(self, "net_"):
             self._continue_fit(X, epochs=self.max_iter)
             return
-        X = self._validate_input(X, reset=True)
+        X, dataset = self._fit_data(X)
+        n_samples = len(X) if dataset is None else len(dataset)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         pca = self._fit_pca(X, seed)
-        self._resolve_sizes(len(X), pca, partial=partial)
-        self._check_common_params(n_samples=len(X))
-        self._check_fit_data(X, pca)
+        self._resolve_sizes(n_samples, pca, partial=partial)
+        self._check_common_params(n_samples=n_samples)
+        self._check_fit_data(X if dataset is None else dataset, pca)
         device = resolve_device(self.device)
         with torch_threads(self.n_threads), flushed_denormals(device):
             with seeded_torch(seed):
                 module = self._build_module(start=pca if self.init == "pca" else None)
-            net = self._build_net(module, len(X), seed, device)
-            dataset = ArrayDataset(X, self._module_input_shape)
+            net = self._build_net(module, n_samples, seed, device)
+            if dataset is None:
+                dataset = ArrayDataset(X, self._module_input_shape)
             if partial:
                 net.partial_fit(dataset, epochs=1)
             else:
@@ -927,6 +934,23 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._structure = {name: getattr(self, name) for name in self._structural_parameters}
         self._set_training_results(net, warn=not partial)
         self._code_range = self._training_code_range(X)
+
+    def _fit_data(self, X):
+        """Validated rows for the fit's statistics, and the dataset that reads X on disk.
+
+        In memory: ``(X, None)``. For an array read chunk by chunk (np.memmap,
+        zarr, h5py, dask; see :func:`~skae._data.is_out_of_core`): a sample of
+        whole chunks spread over X, validated as in-memory X is (the PCA start
+        and the "auto" defaults come from it), and a
+        :class:`~skae._data.ChunkedDataset` over every row.
+        """
+        if not is_out_of_core(X):
+            return self._validate_input(X, reset=True), None
+        source = as_chunked_source(X)
+        dataset = ChunkedDataset(source, ())
+        sample = self._validate_input(dataset.sample(SAMPLE_ROWS), reset=True)
+        dataset.sample_shape = tuple(self._module_input_shape)
+        return sample, dataset
 
     def _training_code_range(self, X, n_rows=2000):
         """1st and 99th percentiles of each code over up to ``n_rows`` training rows.

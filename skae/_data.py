@@ -160,6 +160,8 @@ class FractionSplit:
         self.random_state = random_state
 
     def __call__(self, dataset, y=None, **fit_params):
+        if isinstance(dataset, ChunkedDataset):  # held-out chunks, not rows
+            return dataset.split(self.fraction, self.random_state)
         n_samples = len(dataset)
         n_valid = n_validation_rows(self.fraction, n_samples)
         if n_valid >= n_samples:
@@ -170,3 +172,199 @@ class FractionSplit:
             )
         order = np.random.RandomState(self.random_state).permutation(n_samples)
         return dataset.subset(order[n_valid:]), dataset.subset(order[:n_valid])
+
+
+# ----------------------------------------------------------------------
+# Arrays larger than memory: np.memmap, zarr, h5py, dask
+# ----------------------------------------------------------------------
+#: Bytes of rows read at once (one group of chunks), and of a memmap's chunk.
+GROUP_BYTES = 32 * 2**20
+MEMMAP_CHUNK_BYTES = 2**20
+#: Rows of whole chunks the PCA start and the defaults are learned from.
+SAMPLE_ROWS = 100_000
+
+
+def is_out_of_core(X):
+    """Whether ``X`` is read chunk by chunk instead of validated into memory.
+
+    np.memmap, and arrays that store rows in chunks and read them on
+    indexing: zarr arrays, h5py datasets and dask arrays.
+    """
+    if isinstance(X, np.memmap):
+        return True
+    if isinstance(X, np.ndarray) or hasattr(X, "iloc"):
+        return False
+    return all(hasattr(X, name) for name in ("chunks", "shape", "dtype", "__getitem__"))
+
+
+def _row_chunks(X):
+    """Boundaries ``(start, stop)`` of the chunks of ``X`` along its rows."""
+    n_rows = X.shape[0]
+    chunks = getattr(X, "chunks", None)
+    if isinstance(X, np.memmap) or chunks is None:  # memmap, or contiguous h5py
+        row_bytes = max(1, X.dtype.itemsize * math.prod(X.shape[1:]))
+        size = max(1, MEMMAP_CHUNK_BYTES // row_bytes)
+        return [(a, min(a + size, n_rows)) for a in range(0, n_rows, size)]
+    if isinstance(chunks[0], tuple):  # dask: the sizes of every chunk
+        bounds = np.concatenate([[0], np.cumsum(chunks[0])]).astype(int)
+        return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+    size = int(chunks[0])  # zarr, h5py: one chunk shape
+    return [(a, min(a + size, n_rows)) for a in range(0, n_rows, size)]
+
+
+def as_chunked_source(X):
+    """``X`` as a 2-D array of rows with row-aligned chunks, or a clear error.
+
+    A dask array chunked along its features is rechunked into whole rows
+    (each read needs whole rows); a memmap of images is viewed as rows.
+    zarr and h5py arrays must be 2-D: their chunks along the features are
+    read together, so any chunking along the rows works.
+    """
+    if X.ndim == 2 and hasattr(X, "rechunk") and len(X.chunks[1]) > 1:
+        X = X.rechunk({1: -1})
+    if X.ndim >= 3 and isinstance(X, np.memmap):
+        X = X.reshape(X.shape[0], -1)
+    if X.ndim != 2:
+        raise ValueError(
+            f"an out-of-core X ({type(X).__name__}) must be 2-D (n_samples, "
+            f"n_features), got shape {X.shape}; store images as flat rows and pass "
+            "input_shape=(C, H, W)."
+        )
+    if X.dtype not in (np.uint8, np.float32, np.float64):
+        raise ValueError(
+            f"an out-of-core X must hold uint8, float32 or float64 values, got "
+            f"dtype {X.dtype}; convert it on disk first."
+        )
+    return X
+
+
+class ChunkedDataset(torch.utils.data.Dataset):
+    """Rows of an array on disk (or in a dask graph), read chunk by chunk.
+
+    Parameters
+    ----------
+    X : np.memmap, zarr.Array, h5py.Dataset or dask.array.Array
+        2-D, from :func:`as_chunked_source`; never read whole.
+    sample_shape : tuple of int
+    chunks : list of (int, int) or None
+        Row ranges ``(start, stop)`` that belong to this dataset, each
+        within one storage chunk; None means every chunk of ``X``.
+    """
+
+    def __init__(self, X, sample_shape, chunks=None):
+        self.X = X
+        self.sample_shape = tuple(sample_shape)
+        self.chunks = _row_chunks(X) if chunks is None else list(chunks)
+
+    def __len__(self):
+        return sum(stop - start for start, stop in self.chunks)
+
+    def read(self, chunks):
+        """ndarray of the rows of ``chunks``, in their order, in X's dtype."""
+        parts = [self.X[start:stop] for start, stop in chunks]
+        if hasattr(self.X, "dask"):
+            import dask
+
+            parts = dask.compute(*parts)
+        # float64 on disk becomes float32 here, one group at a time.
+        dtype = np.uint8 if self.X.dtype == np.uint8 else np.float32
+        return np.concatenate([np.asarray(p, dtype=dtype) for p in parts])
+
+    def groups(self, order=None):
+        """Lists of chunks of about GROUP_BYTES each, in ``order`` (positions)."""
+        row_bytes = self.X.dtype.itemsize * self.X.shape[1]
+        chunks = self.chunks if order is None else [self.chunks[i] for i in order]
+        group, size = [], 0
+        for chunk in chunks:
+            group.append(chunk)
+            size += (chunk[1] - chunk[0]) * row_bytes
+            if size >= GROUP_BYTES:
+                yield group
+                group, size = [], 0
+        if group:
+            yield group
+
+    def split(self, fraction, seed):
+        """(train, valid) datasets; valid holds a random set of whole chunks."""
+        n_valid = n_validation_rows(fraction, len(self))
+        order = np.random.RandomState(seed).permutation(len(self.chunks))
+        sizes = np.array([stop - start for start, stop in self.chunks])[order]
+        n_valid_chunks = int(np.searchsorted(np.cumsum(sizes), n_valid) + 1)
+        if n_valid_chunks >= len(self.chunks):
+            raise ValueError(
+                f"validation_fraction={fraction!r} of {len(self)} rows in "
+                f"{len(self.chunks)} chunks leaves no chunk to train on; use smaller "
+                "chunks, lower validation_fraction or set early_stopping=False."
+            )
+        pick = lambda positions: ChunkedDataset(  # noqa: E731
+            self.X, self.sample_shape, sorted(self.chunks[i] for i in positions))
+        return pick(order[n_valid_chunks:]), pick(order[:n_valid_chunks])
+
+    def sample(self, n_rows):
+        """ndarray of the rows of whole chunks spread evenly over X, about ``n_rows``."""
+        mean_rows = len(self) / len(self.chunks)
+        n_chunks = min(len(self.chunks), max(1, math.ceil(n_rows / mean_rows)))
+        positions = np.unique(np.linspace(0, len(self.chunks) - 1, n_chunks).astype(int))
+        return self.read([self.chunks[i] for i in positions])
+
+    def value_range(self):
+        """(min, max) over every row, in one sequential pass; refuses NaN and inf."""
+        low, high = np.inf, -np.inf
+        for group in self.groups():
+            rows = self.read(group)
+            low, high = min(low, rows.min()), max(high, rows.max())
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(
+                "Input X contains NaN, infinity or a value too large for "
+                "dtype('float32'); remove or impute those values first."
+            )
+        return low, high
+
+
+class ChunkIterator:
+    """Batches of a :class:`ChunkedDataset`, reading a group of chunks at a time.
+
+    With ``shuffle``, the chunks come in a new random order each pass; they
+    are read in groups of about ``GROUP_BYTES`` and the rows of each group
+    are shuffled together, so a batch mixes rows of several chunks. Rows
+    left over at the end of a group start the next group's first batch. A
+    reader thread reads the next group while the current one trains, so a
+    pass holds at most two groups in memory whatever the number of rows.
+    Parameters as :class:`BatchIterator`.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, generator=None,
+                 drop_single=False):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.drop_single = drop_single
+
+    __len__ = BatchIterator.__len__
+
+    def __iter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        dataset, size = self.dataset, self.batch_size
+        order = (torch.randperm(len(dataset.chunks), generator=self.generator).numpy()
+                 if self.shuffle else None)
+        groups = iter(dataset.groups(order))
+        n_batches, left = len(self), None
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(dataset.read, next(groups))
+            while pending is not None:
+                rows = pending.result()
+                group = next(groups, None)
+                pending = None if group is None else reader.submit(dataset.read, group)
+                if self.shuffle:
+                    rows = rows[torch.randperm(len(rows), generator=self.generator).numpy()]
+                if left is not None:
+                    rows = np.concatenate([left, rows])
+                n_full = len(rows) // size * size if pending is not None else len(rows)
+                for start in range(0, n_full, size):
+                    if n_batches == 0:
+                        return
+                    n_batches -= 1
+                    yield rows_to_tensor(rows[start:start + size], dataset.sample_shape), None
+                left = rows[n_full:] if n_full < len(rows) else None

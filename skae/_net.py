@@ -34,7 +34,7 @@ from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
-from ._data import BatchIterator
+from ._data import BatchIterator, ChunkedDataset, ChunkIterator
 from ._modules import SeededDropout
 
 # Bernoulli means are kept this far from 0 and 1 in the loss, where the
@@ -400,13 +400,15 @@ class AutoencoderNet(NeuralNet):
 
     # -- batches ----------------------------------------------------------
     def get_iterator(self, dataset, training=False):
+        # Arrays on disk are read a group of chunks at a time (see ChunkIterator).
+        iterator_class = ChunkIterator if isinstance(dataset, ChunkedDataset) else BatchIterator
         if training:
-            return BatchIterator(
+            return iterator_class(
                 dataset, self.batch_size, shuffle=True,
                 generator=self._shuffle_generator,
                 drop_single=self.drop_single_batch,
             )
-        return BatchIterator(dataset, self.batch_size)
+        return iterator_class(dataset, self.batch_size)
 
     def corrupt(self, X, training):
         """Input the module sees for clean batch ``X``; unchanged here."""
