@@ -376,3 +376,41 @@ class VariationalAutoencoder(nn.Module):
             eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu + eps * torch.exp(0.5 * logvar)
         return self.decoder(z), mu, logvar
+
+
+class MaskedInputAutoencoder(nn.Module):
+    """Autoencoder whose input is a row's values beside its observed mask.
+
+    ``forward(x)`` takes ``x = [values, observed]`` (missing values already
+    zero) and, in training mode, hides each observed cell with probability
+    ``mask_probability`` (values zeroed, indicator cleared), so that the
+    network learns to fill cells from the others (the MIDAS idea). The
+    indicator is per column; ``slot_index`` spreads it to the value slots.
+    """
+
+    def __init__(self, n_slots, n_columns, slot_index, hidden_layer_sizes, n_components,
+                 activation="relu", mask_probability=0.2):
+        super().__init__()
+        self.n_slots = n_slots
+        self.mask_probability = mask_probability
+        self.register_buffer("slot_index", torch.as_tensor(slot_index, dtype=torch.long))
+        sizes = [n_slots + n_columns, *hidden_layer_sizes]
+        self.encoder = nn.Sequential(make_mlp(sizes, activation),
+                                     nn.Linear(sizes[-1], n_components))
+        back = [n_components, *reversed(hidden_layer_sizes)]
+        self.decoder = nn.Sequential(make_mlp(back, activation), nn.Linear(back[-1], n_slots))
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        values, observed = x[:, :self.n_slots], x[:, self.n_slots:]
+        if self.training and self.mask_probability > 0:
+            keep = (torch.rand_like(observed) >= self.mask_probability).to(observed.dtype)
+            observed = observed * keep
+            values = values * observed[:, self.slot_index]
+        z = self.encode(torch.cat([values, observed], dim=1))
+        return self.decode(z), z

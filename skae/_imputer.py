@@ -1,0 +1,270 @@
+"""AutoencoderImputer: fill missing cells of mixed tables with a denoising autoencoder."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._base import auto_hidden_layer_sizes
+from ._modules import MaskedInputAutoencoder
+from ._net import MaskedTableNet
+from ._tabular import TableEncoder, _is_polars, masked_table_loss, to_pandas
+
+
+class AutoencoderImputer(TransformerMixin, BaseEstimator):
+    """Impute missing cells of numeric or mixed tables with an autoencoder.
+
+    The table is encoded with scikit-learn's ``StandardScaler`` (numeric
+    columns, fitted on observed values) and ``OneHotEncoder`` (categorical
+    columns); the network sees each row's encoded values, zero where missing,
+    beside a missing indicator per column. It is trained as a denoising
+    autoencoder that hides a random share of the observed cells of each batch
+    and learns to reconstruct them from the rest (the MIDAS idea), with a loss
+    over observed cells only: squared error on numeric columns, cross-entropy
+    of one softmax head per categorical column. ``transform`` fills only the
+    missing cells and returns the input's kind (array, pandas or polars frame).
+
+    Parameters
+    ----------
+    n_components : int or None, default=None
+        Width of the code; None takes the number of encoded slots, at least 2
+        and at most 64.
+    hidden_layer_sizes : tuple of int or "auto", default="auto"
+        Encoder widths (the decoder mirrors them); "auto" as in
+        :class:`AutoencoderTransformer`.
+    mask_probability : float, default=0.2
+        Share of observed cells hidden in each training batch.
+    categorical_features : "from_dtype", list or array of bool, default="from_dtype"
+        Which columns of a frame are categorical; see :class:`TableEncoder
+        <skae._tabular.TableEncoder>`. Numeric arrays have none.
+    max_categories : int, default=100
+        Most categories a categorical column may have; more is an error.
+    add_indicator : bool, default=False
+        Append a missing indicator for each column that had missing cells in
+        ``fit``, as :class:`~sklearn.impute.SimpleImputer` does.
+    max_iter : int, default=200
+        Training epochs.
+    batch_size : int, default=128
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the shuffling and the masks.
+
+    Attributes
+    ----------
+    encoder_ : TableEncoder
+        The fitted column encoding.
+    net_ : skorch.NeuralNet
+        The trained network.
+    loss_curve_ : list of float
+        Training loss per epoch.
+    n_iter_ : int
+        Epochs trained.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when fitted on a frame.
+    indicator_columns_ : ndarray of int
+        Columns that had missing cells in ``fit`` (used by ``add_indicator``).
+
+    Notes
+    -----
+    A row with every cell missing is filled with the network's output for an
+    empty row, which masking trains it to give (close to the observed means
+    and most frequent categories). Categories unseen in ``fit`` warn and are
+    treated as missing but stay in the output, as observed cells do.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import AutoencoderImputer
+    >>> X = np.array([[1.0, 2.0], [np.nan, 4.0], [3.0, 6.0], [4.0, np.nan]] * 10)
+    >>> imputer = AutoencoderImputer(max_iter=5, random_state=0).fit(X)
+    >>> Xt = imputer.transform(X)
+    >>> bool(np.isnan(Xt).any()), bool((Xt[0] == X[0]).all())
+    (False, True)
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden_layer_sizes": [tuple, StrOptions({"auto"})],
+        "mask_probability": [Interval(Real, 0, 1, closed="left")],
+        "categorical_features": [StrOptions({"from_dtype"}), list, tuple, np.ndarray, None],
+        "max_categories": [Interval(Integral, 2, None, closed="left")],
+        "add_indicator": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, n_components=None, *, hidden_layer_sizes="auto", mask_probability=0.2,
+                 categorical_features="from_dtype", max_categories=100, add_indicator=False,
+                 max_iter=200, batch_size=128, learning_rate_init=1e-3, random_state=None):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.mask_probability = mask_probability
+        self.categorical_features = categorical_features
+        self.max_categories = max_categories
+        self.add_indicator = add_indicator
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.random_state = random_state
+
+    # -- input --------------------------------------------------------------
+    def _as_frame(self, X, reset):
+        """``X`` as a pandas frame; numeric arrays go through ``validate_data``."""
+        frame = to_pandas(X)
+        if frame is None:
+            import pandas as pd
+
+            X = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan",
+                              dtype=np.float64)
+            return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+        if reset:
+            self.n_features_in_ = frame.shape[1]
+            self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        elif frame.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {frame.shape[1]} features, but AutoencoderImputer is "
+                             f"expecting {self.n_features_in_} features as input.")
+        return frame
+
+    def _net_input(self, frame):
+        values, observed = self.encoder_.encode(frame)
+        ordered = observed[:, self.encoder_.column_order()]
+        return np.hstack([values, ordered]).astype(np.float32), observed.astype(bool)
+
+    # -- fit ----------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the encoding and train the network on the observed cells of X.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            NaN, None or ``pd.NA`` mark missing cells.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        is_frame = to_pandas(X) is not None
+        frame = self._as_frame(X, reset=True)
+        spec = self.categorical_features if is_frame else None
+        self.encoder_ = TableEncoder(spec, self.max_categories).fit(frame)
+        Xnet, observed = self._net_input(frame)
+        self.indicator_columns_ = np.flatnonzero(~observed.all(axis=0))
+        enc = self.encoder_
+        slot_index = list(range(len(enc.numeric_)))
+        for k, size in enumerate(enc.block_sizes_):
+            slot_index += [len(enc.numeric_) + k] * size
+        n_components = self.n_components or min(64, max(2, enc.n_slots_))
+        hidden = (auto_hidden_layer_sizes(enc.n_slots_, n_components)
+                  if self.hidden_layer_sizes == "auto" else self.hidden_layer_sizes)
+        seed = np.random.RandomState(
+            self.random_state if not isinstance(self.random_state, np.random.RandomState)
+            else self.random_state.randint(2**31)).randint(2**31)
+        torch.manual_seed(seed)
+        module = MaskedInputAutoencoder(enc.n_slots_, len(enc.columns_), slot_index, hidden,
+                                        n_components, mask_probability=self.mask_probability)
+        self.net_ = MaskedTableNet(
+            module, n_numeric=len(enc.numeric_), block_sizes=list(enc.block_sizes_),
+            optimizer=torch.optim.Adam, lr=self.learning_rate_init, max_epochs=self.max_iter,
+            batch_size=min(self.batch_size, len(Xnet)), train_split=None, verbose=0,
+            iterator_train__shuffle=True, device="cpu")
+        self.net_.fit(Xnet, None)
+        self.loss_curve_ = list(self.net_.history[:, "train_loss"])
+        self.n_iter_ = len(self.loss_curve_)
+        return self
+
+    # -- inference ----------------------------------------------------------
+    def _reconstruction(self, Xnet):
+        module = self.net_.module_
+        module.eval()
+        with torch.inference_mode():
+            return module(torch.from_numpy(Xnet))[0].numpy()
+
+    def transform(self, X):
+        """Fill the missing cells of X; observed cells are returned unchanged.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_imputed : ndarray, pandas or polars DataFrame
+            The input's kind, with missing indicators appended when
+            ``add_indicator=True``.
+        """
+        check_is_fitted(self)
+        frame = self._as_frame(X, reset=False)
+        Xnet, observed = self._net_input(frame)
+        filled = self.encoder_.decode(self._reconstruction(Xnet), index=frame.index)
+        missing = frame.isna().to_numpy()
+        out = frame.copy()
+        for j, c in enumerate(frame.columns):
+            if missing[:, j].any():
+                out[c] = frame[c].where(~missing[:, j], filled.iloc[:, j])
+        if to_pandas(X) is None:
+            out = out.to_numpy(dtype=np.float64)
+            if self.add_indicator:
+                out = np.hstack([out, missing[:, self.indicator_columns_]])
+            return out
+        if self.add_indicator:
+            for j, name in zip(self.indicator_columns_, self._indicator_names()):
+                out[name] = missing[:, j]
+        if _is_polars(X):
+            import polars as pl
+
+            return pl.from_pandas(out)
+        return out
+
+    def score_samples(self, X):
+        """Negative masked loss of each row over its observed cells.
+
+        Squared error of standardized numbers plus cross-entropy of categories,
+        averaged over the row's observed cells: higher is more typical, so it
+        serves as an anomaly score for mixed rows. A row with no observed cell
+        scores 0.
+        """
+        check_is_fitted(self)
+        Xnet, _ = self._net_input(self._as_frame(X, reset=False))
+        enc = self.encoder_
+        with torch.inference_mode():
+            loss = masked_table_loss(
+                torch.from_numpy(self._reconstruction(Xnet)),
+                torch.from_numpy(Xnet[:, :enc.n_slots_]),
+                torch.from_numpy(Xnet[:, enc.n_slots_:]),
+                len(enc.numeric_), enc.block_sizes_, per_row=True)
+        return -loss.numpy()
+
+    def _indicator_names(self):
+        names = self._input_names()
+        return [f"missingindicator_{names[j]}" for j in self.indicator_columns_]
+
+    def _input_names(self):
+        if hasattr(self, "feature_names_in_"):
+            return list(self.feature_names_in_)
+        return [f"x{i}" for i in range(self.n_features_in_)]
+
+    def get_feature_names_out(self, input_features=None):
+        """Input names, then the indicators' names when ``add_indicator=True``."""
+        check_is_fitted(self)
+        names = (list(input_features) if input_features is not None
+                 else self._input_names())
+        if self.add_indicator:
+            names += self._indicator_names()
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
