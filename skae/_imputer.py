@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._base import auto_hidden_layer_sizes
 from ._modules import MaskedInputAutoencoder
 from ._net import MaskedTableNet
+from ._runtime import seeded_torch, torch_threads
 from ._tabular import TableEncoder, _is_polars, masked_table_loss, to_pandas
 
 
@@ -169,15 +170,18 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         seed = np.random.RandomState(
             self.random_state if not isinstance(self.random_state, np.random.RandomState)
             else self.random_state.randint(2**31)).randint(2**31)
-        torch.manual_seed(seed)
-        module = MaskedInputAutoencoder(enc.n_slots_, len(enc.columns_), slot_index, hidden,
-                                        n_components, mask_probability=self.mask_probability)
-        self.net_ = MaskedTableNet(
-            module, n_numeric=len(enc.numeric_), block_sizes=list(enc.block_sizes_),
-            optimizer=torch.optim.Adam, lr=self.learning_rate_init, max_epochs=self.max_iter,
-            batch_size=min(self.batch_size, len(Xnet)), train_split=None, verbose=0,
-            iterator_train__shuffle=True, device="cpu")
-        self.net_.fit(Xnet, None)
+        # Every draw (weights, shuffling, the hidden cells) comes from a
+        # generator of this fit's own, never torch's process-wide one.
+        with torch_threads(None), seeded_torch(seed):
+            module = MaskedInputAutoencoder(enc.n_slots_, len(enc.columns_), slot_index,
+                                            hidden, n_components,
+                                            mask_probability=self.mask_probability)
+            self.net_ = MaskedTableNet(
+                module, n_numeric=len(enc.numeric_), block_sizes=list(enc.block_sizes_),
+                optimizer=torch.optim.Adam, lr=self.learning_rate_init,
+                max_epochs=self.max_iter, batch_size=min(self.batch_size, len(Xnet)),
+                train_split=None, verbose=0, iterator_train__shuffle=True, device="cpu")
+            self.net_.fit(Xnet, None)
         self.loss_curve_ = list(self.net_.history[:, "train_loss"])
         self.n_iter_ = len(self.loss_curve_)
         return self

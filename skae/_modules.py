@@ -409,7 +409,8 @@ class MaskedInputAutoencoder(nn.Module):
     def forward(self, x):
         values, observed = x[:, :self.n_slots], x[:, self.n_slots:]
         if self.training and self.mask_probability > 0:
-            keep = (torch.rand_like(observed) >= self.mask_probability).to(observed.dtype)
+            draws = torch.rand(observed.shape, dtype=observed.dtype, device=observed.device)
+            keep = (draws >= self.mask_probability).to(observed.dtype)
             observed = observed * keep
             values = values * observed[:, self.slot_index]
         z = self.encode(torch.cat([values, observed], dim=1))

@@ -185,3 +185,26 @@ def test_duplicate_column_names_are_an_error(table):
 @parametrize_with_checks([AutoencoderImputer(max_iter=3, random_state=0)])
 def test_sklearn_checks(estimator, check):
     check(estimator)
+
+
+def test_imputer_fits_alike_in_threads_and_leaves_torch_rng_alone():
+    """Issue 18's rule for the imputer: owned generators, bit-identical in threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from sklearn.datasets import load_diabetes
+
+    from skae import AutoencoderImputer
+
+    X = load_diabetes().data[:150].copy()
+    X[np.random.default_rng(0).random(X.shape) < 0.2] = np.nan
+
+    def fill(_):
+        return AutoencoderImputer(max_iter=3, random_state=0).fit_transform(X)
+
+    before = torch.get_rng_state()
+    serial = fill(0)
+    with ThreadPoolExecutor(4) as pool:
+        filled = list(pool.map(fill, range(4)))
+    assert all(np.array_equal(f, serial) for f in filled)
+    assert torch.equal(torch.get_rng_state(), before)
