@@ -321,7 +321,7 @@ class ChunkedDataset(torch.utils.data.Dataset):
         return low, high
 
 
-class ChunkIterator:
+class ChunkIterator(BatchIterator):
     """Batches of a :class:`ChunkedDataset`, reading a group of chunks at a time.
 
     With ``shuffle``, the chunks come in a new random order each pass; they
@@ -332,16 +332,6 @@ class ChunkIterator:
     pass holds at most two groups in memory whatever the number of rows.
     Parameters as :class:`BatchIterator`.
     """
-
-    def __init__(self, dataset, batch_size, shuffle=False, generator=None,
-                 drop_single=False):
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.generator = generator
-        self.drop_single = drop_single
-
-    __len__ = BatchIterator.__len__
 
     def __iter__(self):
         from concurrent.futures import ThreadPoolExecutor
