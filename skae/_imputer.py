@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._base import auto_hidden_layer_sizes
@@ -167,9 +168,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         n_components = self.n_components or min(64, max(2, enc.n_slots_))
         hidden = (auto_hidden_layer_sizes(enc.n_slots_, n_components)
                   if self.hidden_layer_sizes == "auto" else self.hidden_layer_sizes)
-        seed = np.random.RandomState(
-            self.random_state if not isinstance(self.random_state, np.random.RandomState)
-            else self.random_state.randint(2**31)).randint(2**31)
+        # The same derivation as the other estimators' fits.
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         # Every draw (weights, shuffling, the hidden cells) comes from a
         # generator of this fit's own, never torch's process-wide one.
         with torch_threads(None), seeded_torch(seed):

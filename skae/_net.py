@@ -126,8 +126,9 @@ class EpochBatchValues:
     with a slot per batch: writing a batch's value is one on-device copy
     into its slot (a view made once a pass), no sync, and no new tensor per
     batch. (Kept as separate tensors, an epoch of small allocations between
-    the batches' large ones fragments the heap, which costs page faults
-    (counted by benchmarks/bench_speed.py); and ``mse_loss``'s CPU scalar
+    the batches' large ones fragments the heap, so the allocator keeps
+    handing memory back to the system and asking for it again (measured in
+    benchmarks/results/speed/); and ``mse_loss``'s CPU scalar
     views the batch's whole buffer, so keeping the scalars themselves would
     keep an epoch of batches.) Python values, such as batch sizes, are kept
     in lists.
@@ -342,7 +343,7 @@ class AutoencoderNet(NeuralNet):
         (:class:`EpochBatchValues`) and written to the history at the end of
         the pass, read in one go: the same rows, the same floats, less Python
         per batch, and no allocation that outlives its batch (so an epoch
-        takes no page faults, as a hand-written loop takes none). A callback
+        asks the system for no new memory, as a hand-written loop does not). A callback
         that listens (e.g.
         :class:`skorch.callbacks.ProgressBar`) gets skorch's loop unchanged.
         """
