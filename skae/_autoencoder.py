@@ -93,6 +93,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
         input_shape=None,
+        categorical_features="from_dtype",
         activation=None,
         output_activation="auto",
         dropout=0.0,
@@ -121,6 +122,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
             hidden_layer_sizes=hidden_layer_sizes,
             conv_channels=conv_channels,
             input_shape=input_shape,
+            categorical_features=categorical_features,
             activation=activation,
             dropout=dropout,
             batch_norm=batch_norm,
@@ -146,7 +148,15 @@ class AutoencoderTransformer(_BaseAutoencoder):
     def _check_fit_data(self, X, pca=None):
         self._data_min, self._data_max = self._data_range(X)
         in_unit_interval = self._data_min >= 0.0 and self._data_max <= 1.0
-        if self.output_activation == "auto":
+        if self._mixed:
+            # Numbers in standardized units and logits of categories: unbounded.
+            if self.output_activation not in ("auto", "identity"):
+                raise ValueError(
+                    f"output_activation={self.output_activation!r} does not apply to a "
+                    "table with categorical columns or missing values, whose outputs "
+                    "are standardized numbers and logits; use 'auto' or 'identity'.")
+            self.output_activation_ = "identity"
+        elif self.output_activation == "auto":
             bounded = "sigmoid" if self.init == "random" else "clip"
             self.output_activation_ = bounded if in_unit_interval else "identity"
         else:
@@ -285,6 +295,7 @@ default="gaussian"
         hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
         input_shape=None,
+        categorical_features="from_dtype",
         activation=None,
         output_activation="auto",
         dropout=0.0,
@@ -313,6 +324,7 @@ default="gaussian"
             hidden_layer_sizes=hidden_layer_sizes,
             conv_channels=conv_channels,
             input_shape=input_shape,
+            categorical_features=categorical_features,
             activation=activation,
             output_activation=output_activation,
             dropout=dropout,
@@ -340,6 +352,11 @@ default="gaussian"
 
     def _check_fit_data(self, X, pca=None):
         super()._check_fit_data(X, pca)
+        if self._mixed and self.noise == "salt_and_pepper":
+            raise ValueError(
+                "noise='salt_and_pepper' does not apply to a table with categorical "
+                "columns or missing values; use 'masking' (which hides whole cells) "
+                "or 'gaussian' (which perturbs observed numbers).")
         if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
             raise ValueError(
                 f"noise_level={self.noise_level!r} is a probability for "
@@ -364,7 +381,7 @@ default="gaussian"
     def _net_params(self):
         return {"corruption": Corruption(
             self.noise, self.noise_level, low=self._data_min, high=self._data_max,
-            clip=self._clip_bounds,
+            clip=self._clip_bounds, cells=self._table_cells,
         )}
 
     def denoise(self, X):

@@ -26,7 +26,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight, check_array, check_is_fitted, validate_data,
+)
 from skorch.callbacks import Callback, LRScheduler, PrintLog, ProgressBar
 
 from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
@@ -40,6 +42,7 @@ from ._net import (
     supports_fused,
 )
 from ._runtime import flushed_denormals, resolve_device, seeded_torch, torch_threads
+from ._tabular import TableEncoder, _is_categorical_dtype, _is_polars, to_pandas
 
 OPTIMIZERS = {
     "adam": (torch.optim.Adam, {}),
@@ -102,6 +105,18 @@ COMMON_PARAMETERS_DOC = """
         ``(C, H, W)`` (or ``(H, W)``) of one sample when images arrive as
         flat rows. Image arrays of shape (n, H, W) or (n, C, H, W) carry their
         shape and need no ``input_shape``.
+
+    categorical_features : "from_dtype", list of str or int, array of bool or \
+None, default="from_dtype"
+        Which columns of a frame are categorical. "from_dtype" takes pandas
+        category, object, string and boolean columns, as
+        ``HistGradientBoostingRegressor`` does; names, indices or a boolean
+        mask choose explicitly. A frame with a categorical column, or any
+        table with a missing value (NaN, None, ``pd.NA``), is a *mixed
+        table*: numeric columns are standardized on their observed values,
+        categorical ones one-hot encoded, each cell's presence is an input,
+        and the loss covers the observed cells only (see
+        :ref:`mixed_tables`). A table with neither is used as it is.
 
     activation : {"relu", "leaky_relu", "elu", "tanh", "gelu"} or None, \
 default=None
@@ -308,6 +323,24 @@ def _reject_unusable_input(X):
 MIN_AUTO_VALIDATION_ROWS = 10
 
 
+def _weighted_rows(X, sample_weight):
+    """Rows whose plain PCA is the weighted PCA of X.
+
+    scikit-learn's PCA takes no weights. With ``d_i = sqrt(w_i) (x_i - m)``,
+    ``m`` the weighted mean and the weights scaled to mean 1 over the rows
+    of positive weight, the rows ``m + d_i`` and ``m - d_i`` have mean ``m``
+    exactly and covariance the weighted covariance (up to the ``n / (n -
+    1)`` factor of an unbiased estimate), so PCA of them gives the weighted
+    mean and components.
+    """
+    keep = sample_weight > 0
+    X, weights = X[keep], sample_weight[keep].astype(np.float64)
+    weights /= weights.mean()
+    mean = np.average(X, axis=0, weights=weights)
+    deviations = np.sqrt(weights)[:, None] * (X - mean)
+    return np.concatenate([mean + deviations, mean - deviations])
+
+
 def auto_hidden_layer_sizes(n_features, n_components):
     """Widths of the encoder's two hidden layers for ``hidden_layer_sizes="auto"``.
 
@@ -383,6 +416,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "hidden_layer_sizes": [StrOptions({"auto"}), "array-like"],
         "conv_channels": ["array-like"],
         "input_shape": [None, "array-like"],
+        "categorical_features": [None, StrOptions({"from_dtype"}), "array-like"],
         "activation": [None, StrOptions(set(ACTIVATIONS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": [None, "boolean"],
@@ -406,6 +440,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # The skorch net class a subclass trains; see ``_net_params`` for its arguments.
     _net_class = AutoencoderNet
+    # Whether every table is encoded as a mixed table (the imputer's model), and
+    # the most categories a categorical column may have.
+    _always_mixed = False
+    _max_categories = 100
 
     def __init__(
         self,
@@ -416,6 +454,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
         input_shape=None,
+        categorical_features="from_dtype",
         activation=None,
         dropout=0.0,
         batch_norm=None,
@@ -442,6 +481,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.hidden_layer_sizes = hidden_layer_sizes
         self.conv_channels = conv_channels
         self.input_shape = input_shape
+        self.categorical_features = categorical_features
         self.activation = activation
         self.dropout = dropout
         self.batch_norm = batch_norm
@@ -510,6 +550,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         [0, 1] batch by batch); everything else becomes float32.
         """
         _reject_unusable_input(X)
+        if reset:
+            self._table = self._mixed_table_encoder(X)
+        if getattr(self, "_table", None) is not None:
+            return self._encode_table(X, reset)
         sample_shape = None
         if not (sp.issparse(X) or hasattr(X, "iloc") or hasattr(X, "__dataframe__")):
             if not hasattr(X, "ndim"):
@@ -538,6 +582,110 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"{self._sample_shape}."
             )
         return X
+
+    def _mixed_table_encoder(self, X):
+        """An unfitted TableEncoder when X is a mixed table, else None.
+
+        A mixed table is a frame with a categorical column (see
+        ``categorical_features``) or any 2-D table with a missing value; a
+        numeric table without one takes the plain path unchanged.
+        """
+        spec = self.categorical_features
+        explicit = False
+        if not (spec is None or isinstance(spec, str)):
+            chosen = np.asarray(spec)
+            explicit = bool(chosen.any()) if chosen.dtype == bool else chosen.size > 0
+        frame = to_pandas(X)
+        if frame is not None:
+            mixed = (explicit or frame.isna().to_numpy().any() or (
+                spec == "from_dtype" and any(_is_categorical_dtype(d) for d in frame.dtypes)))
+        elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fc":
+            mixed = explicit or bool(np.isnan(X).any())
+        else:
+            mixed = explicit and np.ndim(X) == 2
+        if not (mixed or self._always_mixed):
+            return None
+        return TableEncoder(spec if frame is not None or explicit else None,
+                            self._max_categories)
+
+    def _encode_table(self, X, reset):
+        """Encoded rows of a mixed table: its values, then its observed mask (slot order).
+
+        At fit, also learns the encoding, ``n_features_in_`` (the table's
+        columns) and ``feature_names_in_`` (a frame's column names).
+        """
+        import pandas as pd
+
+        if self.architecture != "mlp":
+            raise ValueError(
+                "architecture='conv' takes images; a table with categorical columns or "
+                "missing values needs architecture='mlp'.")
+        frame = to_pandas(X)
+        if frame is None:
+            values = check_array(X, ensure_all_finite="allow-nan", dtype=None,
+                                 input_name="X")
+            frame = pd.DataFrame(values, columns=[f"x{i}" for i in range(values.shape[1])])
+        elif reset:
+            self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        if reset:
+            self.n_features_in_ = frame.shape[1]
+            self._table_kind = ("polars" if _is_polars(X) else "pandas"
+                                if to_pandas(X) is not None else "array")
+            self._table.fit(frame)
+        elif frame.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {frame.shape[1]} features, but {type(self).__name__} is "
+                f"expecting {self.n_features_in_} features as input.")
+        elif not hasattr(self, "feature_names_in_"):
+            frame = frame.set_axis(self._table.columns_, axis=1)
+        values, observed = self._table.encode(frame)
+        X_encoded = np.hstack([values, observed[:, self._table.column_order()]])
+        X_encoded = np.ascontiguousarray(X_encoded, dtype=np.float32)
+        if reset:
+            self._learn_input_shape(X_encoded, None)
+        return X_encoded
+
+    def _table_output(self, output, index=None):
+        """Model outputs of a mixed table back to the kind of table it was fitted on."""
+        frame = self._table.decode(output[:, :self._table.n_slots_], index=index)
+        if self._table_kind == "polars":
+            import polars as pl
+
+            return pl.from_pandas(frame)
+        if self._table_kind == "array":
+            return frame.to_numpy(dtype=np.float32)
+        return frame
+
+    @property
+    def _mixed(self):
+        """Whether the model was fitted on a mixed table."""
+        return getattr(self, "_table", None) is not None
+
+    @property
+    def _table_layout(self):
+        """The net's ``table_layout`` for a mixed table, else None."""
+        table = getattr(self, "_table", None)
+        if table is None:
+            return None
+        return {"n_slots": table.n_slots_, "n_numeric": len(table.numeric_),
+                "block_sizes": list(table.block_sizes_)}
+
+    @property
+    def _table_cells(self):
+        """``table_layout`` plus the column of each value slot, for corruptions; or None."""
+        layout = self._table_layout
+        if layout is None:
+            return None
+        n_numeric = layout["n_numeric"]
+        slot_index = list(range(n_numeric))
+        for k, size in enumerate(layout["block_sizes"]):
+            slot_index += [n_numeric + k] * size
+        return {**layout, "slot_index": slot_index}
+
+    @property
+    def _n_model_features(self):
+        """Width of the rows the network sees (a mixed table's encoded width)."""
+        return math.prod(self.input_shape_)
 
     def _learn_input_shape(self, X, sample_shape):
         n_features = X.shape[1]
@@ -577,7 +725,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @property
     def _module_input_shape(self):
-        return self.input_shape_ if self.architecture == "conv" else (self.n_features_in_,)
+        return self.input_shape_ if self.architecture == "conv" else (self._n_model_features,)
 
     def _data_range(self, X):
         # Data on disk: one sequential pass over every chunk, not the sample.
@@ -615,15 +763,15 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                                   self._activation, self._batch_norm)
         else:
             hidden = self.hidden_layer_sizes_
-            encoder = MLPEncoder(self.n_features_in_, hidden, n_encoder_outputs,
+            encoder = MLPEncoder(self._n_model_features, hidden, n_encoder_outputs,
                                  self._activation, self.dropout, self._batch_norm)
-            decoder = MLPDecoder(k, hidden, self.n_features_in_,
+            decoder = MLPDecoder(k, hidden, self._n_model_features,
                                  self._activation, self.dropout, self._batch_norm)
         if self.init == "random":
             return encoder, decoder
-        encoder = ResidualEncoder(zero_output_layer(encoder), self.n_features_in_,
+        encoder = ResidualEncoder(zero_output_layer(encoder), self._n_model_features,
                                   n_encoder_outputs)
-        decoder = ResidualDecoder(zero_output_layer(decoder), k, self.n_features_in_)
+        decoder = ResidualDecoder(zero_output_layer(decoder), k, self._n_model_features)
         if start is not None:
             weights = self._linear_start(start)
             with torch.no_grad():
@@ -638,13 +786,14 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------
     # The PCA start and the data-dependent defaults
     # ------------------------------------------------------------------
-    def _fit_pca(self, X, seed):
+    def _fit_pca(self, X, seed, sample_weight=None):
         """PCA of the training rows in the network's space, or None when not needed.
 
         Fitted in float64 (uint8 images scaled to [0, 1]) with an exact
         solver, so the start matches ``PCA(n_components)`` on the same rows
         to float32 precision. A float ``n_components`` keeps the smallest
         number of components that explain that fraction of the variance.
+        With ``sample_weight``, the weighted PCA (see :func:`_weighted_rows`).
         """
         fraction = not isinstance(self.n_components, Integral)
         if self.init == "random" and not fraction:
@@ -659,6 +808,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         X64 = np.asarray(X, dtype=np.float64)
         if X.dtype == np.uint8:
             X64 /= 255.0
+        if sample_weight is not None:
+            X64 = _weighted_rows(X64, sample_weight)
+            n_samples = len(X64) // 2  # the rank of the rows of positive weight
         tall = n_features <= 1000 and n_samples >= 10 * n_features
         n_components = self.n_components if fraction else min(
             self.n_components, n_samples, n_features)
@@ -691,7 +843,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self.n_components_ = int(pca.n_components_)
         if self.hidden_layer_sizes == "auto":
             self.hidden_layer_sizes_ = auto_hidden_layer_sizes(
-                self.n_features_in_, self.n_components_)
+                self._n_model_features, self.n_components_)
         else:
             self.hidden_layer_sizes_ = _check_positive_ints(
                 "hidden_layer_sizes", self.hidden_layer_sizes, True)
@@ -713,10 +865,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _check_common_params(self, n_samples):
         if self.architecture == "mlp":
-            if self.n_components_ > self.n_features_in_:
+            if self.n_components_ > self._n_model_features:
                 raise ValueError(
                     f"n_components={self.n_components} must be at most "
-                    f"n_features={self.n_features_in_} for architecture='mlp'; "
+                    f"n_features={self._n_model_features} for architecture='mlp'; "
                     "lower it or use architecture='conv' for images."
                 )
         else:
@@ -790,6 +942,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             device=device,
             random_seed=seed,
             drop_single_batch=self._batch_norm,
+            table_layout=self._table_layout,
             # skorch's PrintLog formats its table every epoch even when
             # silent, a cost small tables feel: drop it then.
             callbacks__print_log=PrintLog() if self.verbose else None,
@@ -801,7 +954,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # Fitting
     # ------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Train the autoencoder on X.
 
         Parameters
@@ -814,6 +967,13 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             chunk by chunk, never whole (see :ref:`large_data`).
         y : None
             Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row. The loss of a batch is the
+            weighted mean of its rows' losses (as in ``MLPRegressor``), the
+            validation loss that early stopping watches is weighted the same
+            way, and the PCA start is the weighted PCA. A row of weight 0
+            has no influence on training; only the weights' ratios matter.
+            None, or equal weights, is the unweighted fit.
 
         Returns
         -------
@@ -823,7 +983,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         # A failed fit (bad data, diverging loss) leaves a fitted estimator as it was.
         previous_state = dict(vars(self))
         try:
-            self._fit(X)
+            self._fit(X, sample_weight=self._check_weights(sample_weight, X))
         except BaseException:
             vars(self).clear()
             vars(self).update(previous_state)
@@ -831,7 +991,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """Train on X for one epoch, starting from the current weights.
 
         The first call learns what ``fit`` learns from its data (the input's
@@ -851,6 +1011,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             A chunk of training data, of the same kind at every call.
         y : None
             Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's rows, as in :meth:`fit`.
 
         Returns
         -------
@@ -869,11 +1031,30 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         >>> ae.n_iter_, len(ae.loss_curve_)
         (4, 4)
         """
+        sample_weight = self._check_weights(sample_weight, X)
         if hasattr(self, "net_"):
-            self._continue_fit(X, epochs=1, partial=True)
+            self._continue_fit(X, epochs=1, partial=True, sample_weight=sample_weight)
         else:
-            self._fit(X, partial=True)
+            self._fit(X, partial=True, sample_weight=sample_weight)
         return self
+
+    @staticmethod
+    def _check_weights(sample_weight, X):
+        """scikit-learn's checks of ``sample_weight``; None when every weight is equal.
+
+        Equal weights change nothing (only ratios matter), so they take the
+        unweighted path and its exact arithmetic.
+        """
+        if sample_weight is None:
+            return None
+        _reject_unusable_input(X)
+        weights = _check_sample_weight(sample_weight, X, dtype=np.float32,
+                                       ensure_non_negative=True)
+        if not np.isfinite(weights).all():
+            raise ValueError("sample_weight contains NaN or infinity; pass finite weights.")
+        if np.all(weights == weights[0]):
+            return None
+        return weights
 
     def _check_structure_unchanged(self):
         """Refuse to continue training when a parameter that shapes the network changed."""
@@ -894,29 +1075,32 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
     # Subclasses add the parameters of their modules.
     _structural_parameters = STRUCTURAL_PARAMETERS
 
-    def _continue_fit(self, X, epochs, partial=False):
+    def _continue_fit(self, X, epochs, partial=False, sample_weight=None):
         """Train the fitted ``net_`` on X for up to ``epochs`` more epochs."""
         self._check_structure_unchanged()
         X = self._validate_input(X, reset=False)
+        extras = None if sample_weight is None else {"sample_weight": sample_weight}
         net = self.net_
         n_before = len(net.history)
         if (net.lr, net.optimizer__weight_decay) != (self.learning_rate_init, self.alpha):
             # skorch starts a new optimizer (and state) with the new settings.
             net.set_params(lr=self.learning_rate_init, optimizer__weight_decay=self.alpha)
         with torch_threads(self.n_threads), flushed_denormals(net.device):
-            net.continue_training(ArrayDataset(X, self._module_input_shape), epochs)
+            net.continue_training(ArrayDataset(X, self._module_input_shape, extras=extras),
+                                  epochs)
         self._set_training_results(net, epochs_run=len(net.history) - n_before,
                                    warn=not partial)
         self._code_range = self._training_code_range(X)
 
-    def _fit(self, X, partial=False):
+    def _fit(self, X, partial=False, sample_weight=None):
         if self.warm_start and hasattr(self, "net_"):
-            self._continue_fit(X, epochs=self.max_iter)
+            self._continue_fit(X, epochs=self.max_iter, sample_weight=sample_weight)
             return
-        X, dataset = self._fit_data(X)
+        extras = None if sample_weight is None else {"sample_weight": sample_weight}
+        X, dataset, sample_weight = self._fit_data(X, extras)
         n_samples = len(X) if dataset is None else len(dataset)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        pca = self._fit_pca(X, seed)
+        pca = self._fit_pca(X, seed, sample_weight)
         self._resolve_sizes(n_samples, pca, partial=partial)
         self._check_common_params(n_samples=n_samples)
         self._check_fit_data(X if dataset is None else dataset, pca)
@@ -926,7 +1110,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 module = self._build_module(start=pca if self.init == "pca" else None)
             net = self._build_net(module, n_samples, seed, device)
             if dataset is None:
-                dataset = ArrayDataset(X, self._module_input_shape)
+                dataset = ArrayDataset(X, self._module_input_shape, extras=extras)
             if partial:
                 net.partial_fit(dataset, epochs=1)
             else:
@@ -935,22 +1119,28 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._set_training_results(net, warn=not partial)
         self._code_range = self._training_code_range(X)
 
-    def _fit_data(self, X):
-        """Validated rows for the fit's statistics, and the dataset that reads X on disk.
+    def _fit_data(self, X, extras=None):
+        """Validated rows for the fit's statistics, the dataset that reads X on disk,
+        and the sample weights of those rows.
 
-        In memory: ``(X, None)``. For an array read chunk by chunk (np.memmap,
-        zarr, h5py, dask; see :func:`~skae._data.is_out_of_core`): a sample of
-        whole chunks spread over X, validated as in-memory X is (the PCA start
-        and the "auto" defaults come from it), and a
-        :class:`~skae._data.ChunkedDataset` over every row.
+        In memory: ``(X, None, weights)``. For an array read chunk by chunk
+        (np.memmap, zarr, h5py, dask; see :func:`~skae._data.is_out_of_core`):
+        a sample of whole chunks spread over X, validated as in-memory X is
+        (the PCA start and the "auto" defaults come from it), a
+        :class:`~skae._data.ChunkedDataset` over every row, and the sample's
+        weights. ``extras``: per-row values beside X (``"sample_weight"``).
         """
+        weights = None if extras is None else extras.get("sample_weight")
         if not is_out_of_core(X):
-            return self._validate_input(X, reset=True), None
+            return self._validate_input(X, reset=True), None, weights
         source = as_chunked_source(X)
-        dataset = ChunkedDataset(source, ())
-        sample = self._validate_input(dataset.sample(SAMPLE_ROWS), reset=True)
+        dataset = ChunkedDataset(source, (), extras=extras)
+        chunks = dataset.sample_chunks(SAMPLE_ROWS)
+        sample = self._validate_input(dataset.read(chunks), reset=True)
         dataset.sample_shape = tuple(self._module_input_shape)
-        return sample, dataset
+        if weights is not None:
+            weights = dataset.read_extras(chunks)["sample_weight"]
+        return sample, dataset, weights
 
     def _training_code_range(self, X, n_rows=2000):
         """1st and 99th percentiles of each code over up to ``n_rows`` training rows.
@@ -1122,7 +1312,11 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             Reconstructions of the same kind as the training data: shape
             (n_samples, n_features) for tables, the training images' shape
             for image arrays; uint8 when the model was fitted on uint8 images
-            (rounded and clipped to 0..255), float32 otherwise.
+            (rounded and clipped to 0..255), float32 otherwise. Of a model
+            fitted on a mixed table, a frame (pandas, or polars if it was
+            fitted on polars) with the fitted columns and dtypes: numbers in
+            their original units, the most probable category of each
+            categorical column.
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=np.float32, ensure_all_finite=True, input_name="X")
@@ -1132,9 +1326,11 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 f"with n_components_={self.n_components_}; pass codes from transform."
             )
         X_flat = self._map_batches(
-            Z, lambda module, batch: module.decode(batch), self.n_features_in_,
+            Z, lambda module, batch: module.decode(batch), self._n_model_features,
             sample_shape=(self.n_components_,),
         )
+        if self._mixed:
+            return self._table_output(X_flat)
         return self._as_input_kind(X_flat, self._fitted_on_uint8, self._sample_shape)
 
     def reconstruct(self, X):
@@ -1149,13 +1345,23 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         X_reconstructed : ndarray or DataFrame
             Same shape as X; uint8 when X is uint8, float32 otherwise; a
             DataFrame with X's columns and index when X is one and
-            ``set_output(transform="pandas")`` was set.
+            ``set_output(transform="pandas")`` was set. Of a model fitted on
+            a mixed table, a frame of the fitted kind with X's index, columns
+            and dtypes (see :meth:`inverse_transform`), every cell filled:
+            missing cells get the model's reconstruction.
         """
         check_is_fitted(self)
+        if self._mixed:
+            frame = to_pandas(X)
+            output = self._map_input(
+                X, lambda module, batch: module.decode(module.encode(batch)),
+                self._n_model_features)
+            return self._table_output(output, index=None if frame is None else frame.index)
         input_sample_shape = tuple(np.shape(X)[1:]) if np.ndim(X) >= 3 else None
         like_uint8 = isinstance(X, np.ndarray) and X.dtype == np.uint8
         X_flat = self._map_input(
-            X, lambda module, batch: module.decode(module.encode(batch)), self.n_features_in_)
+            X, lambda module, batch: module.decode(module.encode(batch)),
+            self._n_model_features)
         result = self._as_input_kind(X_flat, like_uint8, input_sample_shape)
         output_config = getattr(self, "_sklearn_output_config", {}).get("transform")
         if output_config == "pandas" and hasattr(X, "iloc"):
@@ -1166,6 +1372,11 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
 
     def score_samples(self, X):
         """Negative mean squared reconstruction error of each row.
+
+        Of a model fitted on a mixed table, the negative mean loss over the
+        row's observed cells (squared error in standardized units for a
+        numeric cell, cross-entropy for a categorical one): anomaly scores
+        for mixed rows.
 
         Computed in the model's space (uint8 images scaled to [0, 1]). Higher
         is better; low values flag rows unlike the training data.
@@ -1180,12 +1391,17 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         """
         check_is_fitted(self)
 
+        net = self.net_
+
         def negative_error(module, batch):
-            return -(module.decode(module.encode(batch)) - batch).flatten(1).pow(2).mean(1)
+            output = module.decode(module.encode(batch))
+            if self._mixed:
+                return -net.table_row_loss(output, batch)
+            return -(output - batch).flatten(1).pow(2).mean(1)
 
         return self._map_input(X, negative_error, 1).ravel()
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, sample_weight=None):
         """Mean of :meth:`score_samples` over X (higher is better).
 
         Lets ``GridSearchCV`` and ``cross_val_score`` work with no scorer.
@@ -1195,12 +1411,15 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         X : {array-like, DataFrame} or image array
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the mean.
 
         Returns
         -------
         score : float
         """
-        return float(np.mean(self.score_samples(X)))
+        weights = self._check_weights(sample_weight, X)
+        return float(np.average(self.score_samples(X), weights=weights))
 
     def save(self, path):
         """Write the fitted estimator to one safetensors file; see :func:`skae.load`.
@@ -1240,4 +1459,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
+        # Missing cells and categorical or string columns make a mixed table.
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
         return tags

@@ -58,12 +58,16 @@ class ArrayDataset(torch.utils.data.Dataset):
         or ``(C, H, W)``.
     indices : ndarray of int or None
         Rows of ``X`` that belong to this dataset; None means all.
+    extras : dict of str to ndarray or None
+        Per-row values aligned with the rows of ``X`` (e.g. ``"sample_weight"``),
+        batched beside them in the target slot of skorch's ``(X, y)`` batches.
     """
 
-    def __init__(self, X, sample_shape, indices=None):
+    def __init__(self, X, sample_shape, indices=None, extras=None):
         self.X = X
         self.sample_shape = tuple(sample_shape)
         self.indices = indices
+        self.extras = extras or None
         # A tensor viewing X's memory, for gathers with torch's index_select:
         # it uses torch's threads where numpy's fancy indexing uses one.
         self._X_tensor = (torch.from_numpy(X) if X.dtype in (np.uint8, np.float32)
@@ -76,7 +80,19 @@ class ArrayDataset(torch.utils.data.Dataset):
         """Dataset of the rows at ``positions`` (positions within this dataset)."""
         positions = np.sort(np.asarray(positions))
         indices = positions if self.indices is None else self.indices[positions]
-        return ArrayDataset(self.X, self.sample_shape, indices)
+        return ArrayDataset(self.X, self.sample_shape, indices, self.extras)
+
+    def extras_batch(self, positions=None, start=None, stop=None):
+        """The extras of the rows :meth:`batch` returns for the same arguments, or None."""
+        if self.extras is None:
+            return None
+        if positions is None:
+            rows = (slice(start, stop) if self.indices is None
+                    else self.indices[start:stop])
+        else:
+            rows = positions if self.indices is None else self.indices[positions]
+        return {name: torch.from_numpy(np.ascontiguousarray(values[rows]))
+                for name, values in self.extras.items()}
 
     def batch(self, positions=None, start=None, stop=None, buffer=None):
         """Float32 tensor of the rows at ``positions``, or of ``start:stop``.
@@ -103,7 +119,10 @@ class ArrayDataset(torch.utils.data.Dataset):
 
 
 class BatchIterator:
-    """Iterate over an :class:`ArrayDataset` in batches of ``(X_batch, None)``.
+    """Iterate over an :class:`ArrayDataset` in batches of ``(X_batch, extras)``.
+
+    ``extras`` is the dataset's :meth:`~ArrayDataset.extras_batch` (None
+    when it has none).
 
     Parameters
     ----------
@@ -139,9 +158,11 @@ class BatchIterator:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             stop = min(start + self.batch_size, n_samples)
             if order is None:
-                yield self.dataset.batch(start=start, stop=stop), None
+                yield (self.dataset.batch(start=start, stop=stop),
+                       self.dataset.extras_batch(start=start, stop=stop))
             else:
-                yield self.dataset.batch(order[start:stop]), None
+                positions = order[start:stop]
+                yield self.dataset.batch(positions), self.dataset.extras_batch(positions)
 
 
 def n_validation_rows(fraction, n_samples):
@@ -249,12 +270,16 @@ class ChunkedDataset(torch.utils.data.Dataset):
     chunks : list of (int, int) or None
         Row ranges ``(start, stop)`` that belong to this dataset, each
         within one storage chunk; None means every chunk of ``X``.
+    extras : dict of str to ndarray or None
+        Per-row values in memory, aligned with all rows of ``X``; see
+        :class:`ArrayDataset`.
     """
 
-    def __init__(self, X, sample_shape, chunks=None):
+    def __init__(self, X, sample_shape, chunks=None, extras=None):
         self.X = X
         self.sample_shape = tuple(sample_shape)
         self.chunks = _row_chunks(X) if chunks is None else list(chunks)
+        self.extras = extras or None
 
     def __len__(self):
         return sum(stop - start for start, stop in self.chunks)
@@ -269,6 +294,13 @@ class ChunkedDataset(torch.utils.data.Dataset):
         # float64 on disk becomes float32 here, one group at a time.
         dtype = np.uint8 if self.X.dtype == np.uint8 else np.float32
         return np.concatenate([np.asarray(p, dtype=dtype) for p in parts])
+
+    def read_extras(self, chunks):
+        """The extras of the rows :meth:`read` returns for ``chunks``, or None."""
+        if self.extras is None:
+            return None
+        return {name: np.concatenate([values[start:stop] for start, stop in chunks])
+                for name, values in self.extras.items()}
 
     def groups(self, order=None):
         """Lists of chunks of about GROUP_BYTES each, in ``order`` (positions)."""
@@ -297,15 +329,20 @@ class ChunkedDataset(torch.utils.data.Dataset):
                 "chunks, lower validation_fraction or set early_stopping=False."
             )
         pick = lambda positions: ChunkedDataset(  # noqa: E731
-            self.X, self.sample_shape, sorted(self.chunks[i] for i in positions))
+            self.X, self.sample_shape, sorted(self.chunks[i] for i in positions),
+            self.extras)
         return pick(order[n_valid_chunks:]), pick(order[:n_valid_chunks])
 
-    def sample(self, n_rows):
-        """ndarray of the rows of whole chunks spread evenly over X, about ``n_rows``."""
+    def sample_chunks(self, n_rows):
+        """Whole chunks spread evenly over X, about ``n_rows`` rows in all."""
         mean_rows = len(self) / len(self.chunks)
         n_chunks = min(len(self.chunks), max(1, math.ceil(n_rows / mean_rows)))
         positions = np.unique(np.linspace(0, len(self.chunks) - 1, n_chunks).astype(int))
-        return self.read([self.chunks[i] for i in positions])
+        return [self.chunks[i] for i in positions]
+
+    def sample(self, n_rows):
+        """ndarray of the rows of :meth:`sample_chunks`."""
+        return self.read(self.sample_chunks(n_rows))
 
     def value_range(self):
         """(min, max) over every row, in one sequential pass; refuses NaN and inf."""
@@ -341,20 +378,31 @@ class ChunkIterator(BatchIterator):
                  if self.shuffle else None)
         groups = iter(dataset.groups(order))
         n_batches, left = len(self), None
+
+        def read(group):
+            return dataset.read(group), dataset.read_extras(group)
+
         with ThreadPoolExecutor(max_workers=1) as reader:
-            pending = reader.submit(dataset.read, next(groups))
+            pending = reader.submit(read, next(groups))
             while pending is not None:
-                rows = pending.result()
+                rows, extras = pending.result()
                 group = next(groups, None)
-                pending = None if group is None else reader.submit(dataset.read, group)
+                pending = None if group is None else reader.submit(read, group)
                 if self.shuffle:
-                    rows = rows[torch.randperm(len(rows), generator=self.generator).numpy()]
+                    permutation = torch.randperm(len(rows), generator=self.generator).numpy()
+                    rows = rows[permutation]
+                    extras = extras and {k: v[permutation] for k, v in extras.items()}
                 if left is not None:
-                    rows = np.concatenate([left, rows])
+                    rows = np.concatenate([left[0], rows])
+                    extras = extras and {k: np.concatenate([left[1][k], v])
+                                         for k, v in extras.items()}
                 n_full = len(rows) // size * size if pending is not None else len(rows)
                 for start in range(0, n_full, size):
                     if n_batches == 0:
                         return
                     n_batches -= 1
-                    yield rows_to_tensor(rows[start:start + size], dataset.sample_shape), None
-                left = rows[n_full:] if n_full < len(rows) else None
+                    yield (rows_to_tensor(rows[start:start + size], dataset.sample_shape),
+                           extras and {k: torch.from_numpy(v[start:start + size])
+                                       for k, v in extras.items()})
+                left = ((rows[n_full:], extras and {k: v[n_full:] for k, v in extras.items()})
+                        if n_full < len(rows) else None)

@@ -1,19 +1,24 @@
 """AutoencoderImputer: fill missing cells of mixed tables with a denoising autoencoder."""
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import auto_hidden_layer_sizes
-from ._modules import MaskedInputAutoencoder
-from ._net import MaskedTableNet
-from ._runtime import seeded_torch, torch_threads
-from ._tabular import TableEncoder, _is_polars, masked_table_loss, to_pandas
+from ._autoencoder import DenoisingAutoencoder
+from ._tabular import TableEncoder, _is_polars, to_pandas
+
+
+class _ImputingAutoencoder(DenoisingAutoencoder):
+    """The imputer's model: every table is a mixed one, its rows' cells hidden at random."""
+
+    _always_mixed = True
+    # Judged by how well it fills hidden cells, not by how well it copies
+    # complete rows (which PCA of a code this wide already does).
+    _selection_constraint = None
 
 
 class AutoencoderImputer(TransformerMixin, BaseEstimator):
@@ -57,10 +62,15 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    autoencoder_ : DenoisingAutoencoder
+        The trained model: ``noise="masking"`` hides whole cells, with early
+        stopping on held-out rows (their cells hidden the same way at every
+        epoch) when there are enough rows, and the PCA start of the encoded
+        columns.
     encoder_ : TableEncoder
         The fitted column encoding.
     net_ : skorch.NeuralNet
-        The trained network.
+        The trained network (``autoencoder_.net_``).
     loss_curve_ : list of float
         Training loss per epoch.
     n_iter_ : int
@@ -134,11 +144,6 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
                              f"expecting {self.n_features_in_} features as input.")
         return frame
 
-    def _net_input(self, frame):
-        values, observed = self.encoder_.encode(frame)
-        ordered = observed[:, self.encoder_.column_order()]
-        return np.hstack([values, ordered]).astype(np.float32), observed.astype(bool)
-
     # -- fit ----------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -158,41 +163,30 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         is_frame = to_pandas(X) is not None
         frame = self._as_frame(X, reset=True)
         spec = self.categorical_features if is_frame else None
-        self.encoder_ = TableEncoder(spec, self.max_categories).fit(frame)
-        Xnet, observed = self._net_input(frame)
-        self.indicator_columns_ = np.flatnonzero(~observed.all(axis=0))
-        enc = self.encoder_
-        slot_index = list(range(len(enc.numeric_)))
-        for k, size in enumerate(enc.block_sizes_):
-            slot_index += [len(enc.numeric_) + k] * size
-        n_components = self.n_components or min(64, max(2, enc.n_slots_))
-        hidden = (auto_hidden_layer_sizes(enc.n_slots_, n_components)
-                  if self.hidden_layer_sizes == "auto" else self.hidden_layer_sizes)
-        # The same derivation as the other estimators' fits.
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        # Every draw (weights, shuffling, the hidden cells) comes from a
-        # generator of this fit's own, never torch's process-wide one.
-        with torch_threads(None), seeded_torch(seed):
-            module = MaskedInputAutoencoder(enc.n_slots_, len(enc.columns_), slot_index,
-                                            hidden, n_components,
-                                            mask_probability=self.mask_probability)
-            self.net_ = MaskedTableNet(
-                module, n_numeric=len(enc.numeric_), block_sizes=list(enc.block_sizes_),
-                optimizer=torch.optim.Adam, lr=self.learning_rate_init,
-                max_epochs=self.max_iter, batch_size=min(self.batch_size, len(Xnet)),
-                train_split=None, verbose=0, iterator_train__shuffle=True, device="cpu")
-            self.net_.fit(Xnet, None)
-        self.loss_curve_ = list(self.net_.history[:, "train_loss"])
-        self.n_iter_ = len(self.loss_curve_)
+        # The code's width depends on the encoded width, known once encoded.
+        n_slots = TableEncoder(spec, self.max_categories).fit(frame).n_slots_
+        model = _ImputingAutoencoder(
+            n_components=self.n_components or min(64, max(2, n_slots)),
+            hidden_layer_sizes=self.hidden_layer_sizes, noise="masking",
+            noise_level=self.mask_probability, categorical_features=spec,
+            max_iter=self.max_iter, batch_size=self.batch_size,
+            learning_rate_init=self.learning_rate_init, random_state=self.random_state)
+        model._max_categories = self.max_categories
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.autoencoder_ = model.fit(frame)
+        for warning in caught:  # under the name the user knows
+            warnings.warn(str(warning.message).replace(type(model).__name__,
+                                                       type(self).__name__),
+                          warning.category, stacklevel=2)
+        self.encoder_ = model._table
+        self.net_ = model.net_
+        self.indicator_columns_ = np.flatnonzero(frame.isna().to_numpy().any(axis=0))
+        self.loss_curve_ = model.loss_curve_
+        self.n_iter_ = model.n_iter_
         return self
 
     # -- inference ----------------------------------------------------------
-    def _reconstruction(self, Xnet):
-        module = self.net_.module_
-        module.eval()
-        with torch.inference_mode():
-            return module(torch.from_numpy(Xnet))[0].numpy()
-
     def transform(self, X):
         """Fill the missing cells of X; observed cells are returned unchanged.
 
@@ -208,8 +202,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         frame = self._as_frame(X, reset=False)
-        Xnet, observed = self._net_input(frame)
-        filled = self.encoder_.decode(self._reconstruction(Xnet), index=frame.index)
+        filled = self.autoencoder_.reconstruct(frame)
         missing = frame.isna().to_numpy()
         out = frame.copy()
         for j, c in enumerate(frame.columns):
@@ -238,15 +231,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         scores 0.
         """
         check_is_fitted(self)
-        Xnet, _ = self._net_input(self._as_frame(X, reset=False))
-        enc = self.encoder_
-        with torch.inference_mode():
-            loss = masked_table_loss(
-                torch.from_numpy(self._reconstruction(Xnet)),
-                torch.from_numpy(Xnet[:, :enc.n_slots_]),
-                torch.from_numpy(Xnet[:, enc.n_slots_:]),
-                len(enc.numeric_), enc.block_sizes_, per_row=True)
-        return -loss.numpy()
+        return self.autoencoder_.score_samples(self._as_frame(X, reset=False))
 
     def _indicator_names(self):
         names = self._input_names()

@@ -208,6 +208,12 @@ def save(estimator, path):
             "pickle or joblib.dump other estimators (and load only trusted pickles)."
         )
     check_is_fitted(estimator)
+    if getattr(estimator, "_table", None) is not None:
+        raise TypeError(
+            f"This {class_name} was fitted on a mixed table, whose encoding (scikit-learn "
+            "transformers) safetensors cannot hold; pickle or joblib.dump it instead "
+            "(and load only trusted pickles)."
+        )
     params = estimator.get_params(deep=False)
     encoded_params = {}
     for name, value in params.items():

@@ -36,6 +36,7 @@ from skorch.utils import TeeGenerator, to_tensor
 
 from ._data import BatchIterator, ChunkedDataset, ChunkIterator
 from ._modules import SeededDropout
+from ._tabular import masked_table_loss
 
 # Bernoulli means are kept this far from 0 and 1 in the loss, where the
 # log-likelihood of a pixel at the other end would be infinite.
@@ -111,6 +112,23 @@ def all_finite(tensor):
     times more per batch.
     """
     return math.isfinite(tensor.sum().item()) or bool(torch.isfinite(tensor).all())
+
+
+def mse(output, X, weight=None):
+    """Mean squared error over a batch; with ``weight``, the weighted mean of its rows'."""
+    squares = (output.flatten(1) - X.flatten(1)).pow(2)
+    return squares.mean() if weight is None else weighted_mean(squares.mean(1), weight)
+
+
+def weighted_mean(values, weight):
+    """Mean of per-row ``values``, weighted by ``weight`` as MLPRegressor weighs a batch.
+
+    A batch whose weights are all zero contributes zero (and no gradient)
+    rather than 0 / 0.
+    """
+    if weight is None:
+        return values.mean()
+    return (values * weight).sum() / weight.sum().clamp_min(torch.finfo(values.dtype).tiny)
 
 
 def _defines_hook(callback, hook):
@@ -220,15 +238,22 @@ class AutoencoderNet(NeuralNet):
         two fits with the same seed and device are bit-identical, in any thread.
     drop_single_batch : bool, default=False
         Skip a last training batch of one row (BatchNorm cannot train on it).
+    table_layout : dict or None, default=None
+        For a mixed table: ``n_slots`` (width of the encoded values),
+        ``n_numeric`` and ``block_sizes`` (the one-hot blocks). Each row is
+        then its encoded values followed by its observed mask (slot order),
+        and the loss is :func:`skae._tabular.masked_table_loss` over the
+        observed cells.
     **kwargs
         Passed to :class:`skorch.NeuralNet`.
     """
 
     def __init__(self, module, *args, criterion=torch.nn.MSELoss, random_seed=0,
-                 drop_single_batch=False, **kwargs):
+                 drop_single_batch=False, table_layout=None, **kwargs):
         super().__init__(module, *args, criterion=criterion, **kwargs)
         self.random_seed = random_seed
         self.drop_single_batch = drop_single_batch
+        self.table_layout = table_layout
 
     # -- generators -------------------------------------------------------
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -439,24 +464,39 @@ class AutoencoderNet(NeuralNet):
         with torch.no_grad():
             for batch in self.get_iterator(dataset, training=False):
                 X = device_tensor(batch[0], self.device)
+                weight = self._batch_weight(batch)
                 y_pred = self.infer(self.corrupt(X, False), **self.module_kwargs(False))
-                terms = {"valid_loss": self.batch_loss(y_pred, X),
-                         **self.validation_terms(y_pred, X)}
+                terms = {"valid_loss": self.batch_loss(y_pred, X, weight),
+                         **self.validation_terms(y_pred, X, weight)}
+                size = len(X) if weight is None else weight.sum().item()
                 for name, value in terms.items():
-                    totals[name] = totals.get(name, 0.0) + value.item() * len(X)
-                count += len(X)
+                    totals[name] = totals.get(name, 0.0) + value.item() * size
+                count += size
         self._valid_generator.manual_seed(self._valid_seed)
         return {name: total / max(count, 1) for name, total in totals.items()}
 
-    def validation_terms(self, y_pred, X):
+    def validation_terms(self, y_pred, X, weight=None):
         """Scalar tensors a validation batch records beside its loss; none here."""
         return {}
 
+    def _batch_weight(self, batch):
+        """The batch's sample weights on the device, or None when the fit has none."""
+        extras = batch[1]
+        if not extras or "sample_weight" not in extras:
+            return None
+        return device_tensor(extras["sample_weight"], self.device)
+
     def _step(self, batch, training):
         X = device_tensor(batch[0], self.device)
+        weight = self._batch_weight(batch)
+        if weight is not None:
+            # The epoch's mean of a weighted loss weighs its batches by their
+            # total weight (see BatchAverage), so it is the weighted mean over rows.
+            self.record_batch_value(f"{'train' if training else 'valid'}_batch_weight",
+                                    weight.sum())
         X_input = self.corrupt(X, training)
         y_pred = self.infer(X_input, **self.module_kwargs(training))
-        loss = self.get_loss(y_pred, X, X=X_input, training=training)
+        loss = self.get_loss(y_pred, X, X=X_input, training=training, sample_weight=weight)
         return loss, y_pred
 
     def _set_mode(self, training):
@@ -479,23 +519,38 @@ class AutoencoderNet(NeuralNet):
             loss, y_pred = self._step(batch, training=False)
         return {"loss": loss, "y_pred": y_pred}
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
         """Criterion between the reconstruction ``y_pred[0]`` and the clean input.
 
         A validation batch also records its :meth:`validation_terms`.
+        ``sample_weight``: per-row weights of the batch, or None.
         """
         if not training:
-            self.record_validation_terms(y_pred, y_true)
-        return self.batch_loss(y_pred, y_true)
+            self.record_validation_terms(y_pred, y_true, sample_weight)
+        return self.batch_loss(y_pred, y_true, sample_weight)
 
-    def record_validation_terms(self, y_pred, X):
+    def record_validation_terms(self, y_pred, X, weight=None):
         """Record a validation batch's :meth:`validation_terms`."""
-        for name, value in self.validation_terms(y_pred, X).items():
+        for name, value in self.validation_terms(y_pred, X, weight).items():
             self.record_batch_value(name, value)
 
-    def batch_loss(self, y_pred, X):
-        """Loss of a batch's outputs against its clean input X, recording nothing."""
-        return self.criterion_(y_pred[0], X)
+    def batch_loss(self, y_pred, X, weight=None):
+        """Loss of a batch's outputs against its clean input X, recording nothing.
+
+        With ``weight``, the weighted mean of the rows' mean squared errors.
+        """
+        if self.table_layout is not None:
+            return weighted_mean(self.table_row_loss(y_pred[0], X), weight)
+        if weight is None:
+            return self.criterion_(y_pred[0], X)
+        return mse(y_pred[0], X, weight)
+
+    def table_row_loss(self, output, X):
+        """Each mixed-table row's mean loss over its observed cells (see ``table_layout``)."""
+        layout = self.table_layout
+        n_slots = layout["n_slots"]
+        return masked_table_loss(output[:, :n_slots], X[:, :n_slots], X[:, n_slots:],
+                                 layout["n_numeric"], layout["block_sizes"], per_row=True)
 
 
 class DenoisingNet(AutoencoderNet):
@@ -521,11 +576,11 @@ class DenoisingNet(AutoencoderNet):
         clean = ("valid_clean_mse", BatchAverage(name="valid_clean_mse", on_train=False))
         return [*super().get_default_callbacks(), clean]
 
-    def validation_terms(self, y_pred, X):
+    def validation_terms(self, y_pred, X, weight=None):
         """The mean squared error of the reconstruction of the clean (uncorrupted) batch."""
         module = self.module_
         reconstruction = module.decode(module.encode(X))
-        return {"valid_clean_mse": (reconstruction - X).flatten(1).pow(2).mean()}
+        return {"valid_clean_mse": mse(reconstruction, X, weight)}
 
 
 class VAENet(AutoencoderNet):
@@ -572,11 +627,11 @@ class VAENet(AutoencoderNet):
         mse = ("valid_mse", BatchAverage(name="valid_mse", on_train=False))
         return [*super().get_default_callbacks(), *terms, mse]
 
-    def validation_terms(self, y_pred, X):
+    def validation_terms(self, y_pred, X, weight=None):
         """The mean squared error of the reconstruction at the posterior mean."""
         mu = y_pred[1]
         reconstruction = self.module_.decode(mu)
-        return {"valid_mse": (reconstruction.flatten(1) - X.flatten(1)).pow(2).mean()}
+        return {"valid_mse": mse(reconstruction, X, weight)}
 
     def module_kwargs(self, training):
         return {"generator": self._noise_generator if training else self._valid_generator}
@@ -592,6 +647,8 @@ class VAENet(AutoencoderNet):
         """Per-row negative log-likelihood of X given the decoder's output, in nats."""
         decoder_output = decoder_output.flatten(1)
         X = X.flatten(1)
+        if self.table_layout is not None:
+            return self.table_nll(decoder_output, X, module)
         if self.likelihood == "bernoulli":
             if self.bernoulli_logits:
                 return F.binary_cross_entropy_with_logits(
@@ -601,6 +658,29 @@ class VAENet(AutoencoderNet):
         log_scale = (module or self.module_).gaussian_log_scale()
         return (0.5 * ((X - decoder_output) * torch.exp(-log_scale)).pow(2)
                 + log_scale + 0.5 * math.log(2 * math.pi)).sum(1)
+
+    def table_nll(self, decoder_output, X, module=None):
+        """Per-row negative log-likelihood of a mixed-table row's observed cells, in nats.
+
+        Gaussian (the learned per-slot scale) for a numeric cell, categorical
+        (softmax of its block) for a categorical one; missing cells and the
+        observed mask itself are not modelled.
+        """
+        layout = self.table_layout
+        n_slots, n_numeric = layout["n_slots"], layout["n_numeric"]
+        observed = X[:, n_slots:]
+        terms = []
+        if n_numeric:
+            log_scale = (module or self.module_).gaussian_log_scale()[:n_numeric]
+            residual = (X[:, :n_numeric] - decoder_output[:, :n_numeric]) * torch.exp(-log_scale)
+            terms.append(0.5 * residual.pow(2) + log_scale + 0.5 * math.log(2 * math.pi))
+        start = n_numeric
+        for size in layout["block_sizes"]:
+            labels = X[:, start:start + size].argmax(dim=1)
+            terms.append(F.cross_entropy(decoder_output[:, start:start + size], labels,
+                                         reduction="none")[:, None])
+            start += size
+        return (torch.cat(terms, dim=1) * observed).sum(1)
 
     def negative_elbo_terms(self, y_pred, X):
         """Per-row reconstruction negative log-likelihood and KL, in nats."""
@@ -631,19 +711,19 @@ class VAENet(AutoencoderNet):
             log_weights.append(log_prior - log_posterior - nll)
         return torch.logsumexp(torch.stack(log_weights), dim=0) - math.log(len(draws))
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
+    def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
         recon, kl = self.negative_elbo_terms(y_pred, y_true)
         prefix = "train" if training else "valid"
-        self.record_batch_value(f"{prefix}_recon", recon.mean())
-        self.record_batch_value(f"{prefix}_kl", kl.mean())
+        self.record_batch_value(f"{prefix}_recon", weighted_mean(recon, sample_weight))
+        self.record_batch_value(f"{prefix}_kl", weighted_mean(kl, sample_weight))
         if not training:
-            self.record_validation_terms(y_pred, y_true)
-        return (recon + self.kl_weight(training) * kl).mean()
+            self.record_validation_terms(y_pred, y_true, sample_weight)
+        return weighted_mean(recon + self.kl_weight(training) * kl, sample_weight)
 
-    def batch_loss(self, y_pred, X):
+    def batch_loss(self, y_pred, X, weight=None):
         """Validation's loss of a batch (KL weight ``beta``), recording nothing."""
         recon, kl = self.negative_elbo_terms(y_pred, X)
-        return (recon + self.kl_weight(training=False) * kl).mean()
+        return weighted_mean(recon + self.kl_weight(training=False) * kl, weight)
 
 
 # -- callbacks the estimators add ------------------------------------------
@@ -665,10 +745,13 @@ class BatchAverage(PassthroughScoring):
         history = net.history
         if type(history) is not History:
             return super().on_epoch_end(net, **kwargs)
-        size_name = "train_batch_size" if self.on_train else "valid_batch_size"
+        prefix = "train" if self.on_train else "valid"
         rows = [row for row in history[-1]["batches"] if self.name in row]
         if not rows:  # e.g. valid_loss without a validation split: skorch records nothing
             return None
+        # Weighted fits record each batch's total weight: a weighted mean over rows.
+        size_name = (f"{prefix}_batch_weight" if f"{prefix}_batch_weight" in rows[0]
+                     else f"{prefix}_batch_size")
         if any(size_name not in row for row in rows):
             return super().on_epoch_end(net, **kwargs)
         # np.average's arithmetic (float64 products, numpy's sums, one

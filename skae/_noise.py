@@ -21,16 +21,25 @@ class Corruption:
         The data's minimum and maximum (salt and pepper values).
     clip : tuple of (float, float) or None
         Clamp corrupted values into these bounds.
+    cells : dict or None
+        For encoded rows of a mixed table (values, then the observed mask):
+        ``n_slots``, ``n_numeric`` and ``slot_index`` (the column of each
+        value slot, in the mask's order). "masking" then hides whole cells
+        (the values of a cell and its indicator), and "gaussian" perturbs
+        the observed numeric values only.
     """
 
-    def __init__(self, noise, noise_level, low=0.0, high=1.0, clip=None):
+    def __init__(self, noise, noise_level, low=0.0, high=1.0, clip=None, cells=None):
         self.noise = noise
         self.noise_level = noise_level
         self.low = low
         self.high = high
         self.clip = clip
+        self.cells = cells
 
     def __call__(self, X, generator):
+        if self.cells is not None and not callable(self.noise):
+            return self._corrupt_cells(X, generator)
         if callable(self.noise):
             corrupted = self._call_user_noise(X, generator)
         elif self.noise == "gaussian":
@@ -48,6 +57,22 @@ class Corruption:
         if self.clip is not None:
             corrupted = corrupted.clamp(*self.clip)
         return corrupted
+
+    def _corrupt_cells(self, X, generator):
+        n_slots, n_numeric = self.cells["n_slots"], self.cells["n_numeric"]
+        values, observed = X[:, :n_slots], X[:, n_slots:]
+        if self.noise == "masking":
+            draws = torch.rand(observed.shape, generator=generator, device=X.device,
+                               dtype=X.dtype)
+            observed = observed * (draws >= self.noise_level)
+            slot_index = torch.as_tensor(self.cells["slot_index"], device=X.device)
+            values = values * observed[:, slot_index]
+        else:  # "gaussian"
+            noise = self.noise_level * torch.randn(
+                (len(X), n_numeric), generator=generator, device=X.device, dtype=X.dtype)
+            values = torch.cat([values[:, :n_numeric] + noise * observed[:, :n_numeric],
+                                values[:, n_numeric:]], dim=1)
+        return torch.cat([values, observed], dim=1)
 
     def _call_user_noise(self, X, generator):
         # The user's function gets a copy: the clean target must stay intact.

@@ -96,8 +96,9 @@ class TableEncoder:
         empty = [c for c, n in zip(columns, frame.notna().sum().to_numpy()) if n == 0]
         if empty:
             raise ValueError(
-                f"Columns {empty} have no observed value; drop them before fitting, "
-                "since nothing can be learned about them.")
+                f"Columns {empty} have no observed value (every cell is missing: NaN, "
+                "None or pd.NA); drop them before fitting, since nothing can be "
+                "learned about them.")
         self.numeric_ = [c for c, cat in zip(columns, is_categorical) if not cat]
         self.categorical_ = [c for c, cat in zip(columns, is_categorical) if cat]
         frame = self._renamed(frame)

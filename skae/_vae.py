@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseAutoencoder, _padded, fill_doc
+from ._tabular import _is_polars, to_pandas
 from ._modules import VariationalAutoencoder
 from ._net import VAENet
 
@@ -147,6 +148,7 @@ class VAETransformer(_BaseAutoencoder):
         hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
         input_shape=None,
+        categorical_features="from_dtype",
         activation=None,
         dropout=0.0,
         batch_norm=None,
@@ -174,6 +176,7 @@ class VAETransformer(_BaseAutoencoder):
             hidden_layer_sizes=hidden_layer_sizes,
             conv_channels=conv_channels,
             input_shape=input_shape,
+            categorical_features=categorical_features,
             activation=activation,
             dropout=dropout,
             batch_norm=batch_norm,
@@ -201,7 +204,12 @@ class VAETransformer(_BaseAutoencoder):
 
     def _check_fit_data(self, X, pca=None):
         low, high = self._data_range(X)
-        in_unit_interval = low >= 0.0 and high <= 1.0
+        in_unit_interval = low >= 0.0 and high <= 1.0 and not self._mixed
+        if self.likelihood == "bernoulli" and self._mixed:
+            raise ValueError(
+                "likelihood='bernoulli' does not apply to a table with categorical "
+                "columns or missing values; its likelihood is Gaussian for numeric "
+                "cells and categorical for the others: use 'auto' or 'gaussian'.")
         if self.likelihood == "bernoulli" and not in_unit_interval:
             raise ValueError(
                 f"likelihood='bernoulli' needs data in [0, 1] but X spans "
@@ -220,14 +228,15 @@ class VAETransformer(_BaseAutoencoder):
             # total variance is what PCA's explained variance is a ratio of.
             explained = float(pca.explained_variance_ratio_.sum())
             total = float(pca.explained_variance_.sum()) / explained if explained > 0 else 0.0
-            root_mean_variance = math.sqrt(total / self.n_features_in_)
+            root_mean_variance = math.sqrt(total / self._n_model_features)
             self._min_log_scale = math.log(MIN_SCALE * max(root_mean_variance, 1e-12))
 
     @property
     def _output_activation(self):
         if self.init == "random":
             return "sigmoid" if self.likelihood_ == "bernoulli" else "identity"
-        return "clip" if self._data_min >= 0.0 and self._data_max <= 1.0 else "identity"
+        unit = self._data_min >= 0.0 and self._data_max <= 1.0 and not self._mixed
+        return "clip" if unit else "identity"
 
     def _build_module(self, start=None):
         encoder, decoder = self._build_encoder_decoder(2 * self.n_components_, start)
@@ -238,7 +247,7 @@ class VAETransformer(_BaseAutoencoder):
         return VariationalAutoencoder(
             encoder, decoder,
             output_activation=self._output_activation,
-            n_features=self.n_features_in_,
+            n_features=self._n_model_features,
             learn_scale=learned,
             init_log_scale=init_log_scale,
             min_log_scale=self._min_log_scale,
@@ -337,9 +346,10 @@ class VAETransformer(_BaseAutoencoder):
 
         Parameters
         ----------
-        x_a, x_b : array-like
+        x_a, x_b : array-like, DataFrame or Series
             One sample each: a row of ``n_features_in_`` values, or one image
-            of the training images' shape.
+            of the training images' shape; of a model fitted on a mixed
+            table, a one-row frame or a row (Series) of it.
         n_steps : int, default=8
             Number of points, both ends included (at least 2).
 
@@ -358,6 +368,14 @@ class VAETransformer(_BaseAutoencoder):
         return self.inverse_transform((1 - weights) * codes[0] + weights * codes[1])
 
     def _one_sample(self, x, name):
+        if self._mixed and (hasattr(x, "iloc") or _is_polars(x)):
+            frame = to_pandas(x)
+            if frame is None:  # a row as a Series: back to one row of the fitted dtypes
+                frame = x.to_frame().T.set_axis(self._table.columns_, axis=1).astype(
+                    self._table.dtypes_)
+            if len(frame) != 1:
+                raise ValueError(f"{name} has {len(frame)} rows; pass one row.")
+            return frame
         x = np.asarray(x)
         if x.size != self.n_features_in_:
             raise ValueError(

@@ -220,7 +220,9 @@ def test_user_callbacks_run_and_are_not_mutated(X_small):
 @pytest.mark.parametrize(
     "bad_X, message",
     [
-        (np.array([[0.1, np.nan], [0.2, 0.3]]), "NaN"),
+        # NaN marks a missing cell (a mixed table), but a column needs one observed value.
+        (np.array([[np.nan, np.nan], [np.nan, 0.3]]), "no observed value"),
+        (np.array([[0.1, np.nan], [0.2, np.inf]]), "infinity"),
         (np.array([[0.1, np.inf], [0.2, 0.3]]), "infinity"),
         (np.array([["a", "b"], ["c", "d"]]), "could not convert"),
         (np.array([[1 + 1j, 2], [3, 4]]), "[Cc]omplex"),

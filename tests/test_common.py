@@ -22,8 +22,14 @@ ESTIMATORS = [
 # round trips in tests/test_persistence.py, its determinism in
 # tests/test_reliability.py.
 
-# None expected: every check passes.
-EXPECTED_FAILED_CHECKS = {}
+# Minibatch training on shuffled rows: repeating a row k times gives other
+# batches (and another number of steps) than weighting it by k, so the codes
+# agree only statistically; tests/test_sample_weight.py tests that, with a
+# tolerance. Every other check passes.
+EXPECTED_FAILED_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "weights equal repeated rows only statistically under minibatch training",
+}
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
