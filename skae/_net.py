@@ -929,33 +929,3 @@ class ConvergenceMonitor(EarlyStopping):
     def on_train_end(self, net, **kwargs):
         if len(net.history):
             super().on_train_end(net, **kwargs)
-
-
-class MaskedTableNet(NeuralNet):
-    """NeuralNet with the masked mixed-type loss of :func:`skae._tabular.masked_table_loss`.
-
-    ``X`` holds each encoded row beside its observed mask (slot order); the
-    loss compares the reconstruction with the row's encoded values on the
-    cells observed in the data, including those the module hid in training.
-
-    Parameters
-    ----------
-    module : MaskedInputAutoencoder
-    n_numeric : int
-    block_sizes : list of int
-    **kwargs
-        Passed to :class:`skorch.NeuralNet`.
-    """
-
-    def __init__(self, module, *args, n_numeric=0, block_sizes=(), **kwargs):
-        super().__init__(module, *args, criterion=torch.nn.MSELoss, **kwargs)
-        self.n_numeric = n_numeric
-        self.block_sizes = block_sizes
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        from ._tabular import masked_table_loss
-
-        X = device_tensor(X, self.device)
-        n_slots = y_pred[0].shape[1]
-        return masked_table_loss(y_pred[0], X[:, :n_slots], X[:, n_slots:],
-                                 self.n_numeric, list(self.block_sizes))
