@@ -1137,6 +1137,11 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         dataset = ChunkedDataset(source, (), extras=extras)
         chunks = dataset.sample_chunks(SAMPLE_ROWS)
         sample = self._validate_input(dataset.read(chunks), reset=True)
+        if self._mixed:
+            raise ValueError(
+                f"X is read chunk by chunk ({type(X).__name__}) and has missing values "
+                "or categorical columns; such arrays must be numeric and complete. "
+                "Impute them first, or pass the table in memory.")
         dataset.sample_shape = tuple(self._module_input_shape)
         if weights is not None:
             weights = dataset.read_extras(chunks)["sample_weight"]

@@ -221,3 +221,13 @@ def test_a_masking_denoiser_hides_whole_cells(frame):
     torch.testing.assert_close(values[~hidden_slots], clean[~hidden_slots])
     with pytest.raises(ValueError, match="salt_and_pepper"):
         DenoisingAutoencoder(**SMALL, noise="salt_and_pepper").fit(frame)
+
+
+def test_arrays_on_disk_with_missing_values_are_refused(tmp_path):
+    X = np.random.default_rng(2).normal(size=(300, 4)).astype(np.float32)
+    X[::3, 0] = np.nan
+    mm = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32,
+                                   shape=X.shape)
+    mm[:] = X
+    with pytest.raises(ValueError, match="read chunk by chunk .* missing values"):
+        AutoencoderTransformer(**SMALL).fit(np.load(tmp_path / "X.npy", mmap_mode="r"))
