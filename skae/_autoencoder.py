@@ -111,6 +111,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         n_threads=None,
         callbacks=None,
         warm_start=False,
+        distributed="auto",
         random_state=None,
         verbose=0,
     ):
@@ -138,6 +139,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
             n_threads=n_threads,
             callbacks=callbacks,
             warm_start=warm_start,
+            distributed=distributed,
             random_state=random_state,
             verbose=verbose,
         )
@@ -303,6 +305,7 @@ default="gaussian"
         n_threads=None,
         callbacks=None,
         warm_start=False,
+        distributed="auto",
         random_state=None,
         verbose=0,
     ):
@@ -331,6 +334,7 @@ default="gaussian"
             n_threads=n_threads,
             callbacks=callbacks,
             warm_start=warm_start,
+            distributed=distributed,
             random_state=random_state,
             verbose=verbose,
         )

@@ -246,12 +246,22 @@ class AutoencoderNet(NeuralNet):
         for name, state in (resumed or {}).items():
             getattr(self, name).set_state(state)
         self._set_dropout_generator(self._dropout_generator)
+        parallel = vars(self).get("_data_parallel")
+        if parallel is not None:  # a data-parallel fit (skae._distributed)
+            parallel.on_train_begin(self)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
         # The same validation noise every epoch, so validation losses compare.
         self._valid_generator.manual_seed(self._valid_seed)
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                             **kwargs)
+        parallel = vars(self).get("_data_parallel")
+        if parallel is not None:  # before the callbacks average the epoch's batches
+            parallel.on_epoch_end(self)
 
     def _set_dropout_generator(self, generator):
         """Make the module's dropout layers draw from ``generator`` (None: torch's own)."""
@@ -283,7 +293,8 @@ class AutoencoderNet(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
-        for name in (*_GENERATOR_ATTRIBUTES, "_batch_listeners", "_batch_values"):
+        for name in (*_GENERATOR_ATTRIBUTES, "_batch_listeners", "_batch_values",
+                     "_data_parallel"):
             state.pop(name, None)
         return state
 
@@ -401,12 +412,19 @@ class AutoencoderNet(NeuralNet):
 
     # -- batches ----------------------------------------------------------
     def get_iterator(self, dataset, training=False):
+        parallel = vars(self).get("_data_parallel")
+        if parallel is not None:  # this rank's shard of a data-parallel fit
+            return parallel.iterator(self, dataset, training)
+        return self.batch_iterator(dataset, training)
+
+    def batch_iterator(self, dataset, training=False, generator=None):
+        """Batches of ``dataset``; training shuffles them with ``generator`` (default: the net's)."""
         # Arrays on disk are read a group of chunks at a time (see ChunkIterator).
         iterator_class = ChunkIterator if isinstance(dataset, ChunkedDataset) else BatchIterator
         if training:
             return iterator_class(
                 dataset, self.batch_size, shuffle=True,
-                generator=self._shuffle_generator,
+                generator=generator or self._shuffle_generator,
                 drop_single=self.drop_single_batch,
             )
         return iterator_class(dataset, self.batch_size)
@@ -445,6 +463,9 @@ class AutoencoderNet(NeuralNet):
                 for name, value in terms.items():
                     totals[name] = totals.get(name, 0.0) + value.item() * len(X)
                 count += len(X)
+        parallel = vars(self).get("_data_parallel")
+        if parallel is not None:  # each rank scored its shard of the rows
+            totals, count = parallel.sum_over_ranks(totals, count)
         self._valid_generator.manual_seed(self._valid_seed)
         return {name: total / max(count, 1) for name, total in totals.items()}
 
@@ -455,7 +476,11 @@ class AutoencoderNet(NeuralNet):
     def _step(self, batch, training):
         X = device_tensor(batch[0], self.device)
         X_input = self.corrupt(X, training)
-        y_pred = self.infer(X_input, **self.module_kwargs(training))
+        parallel = vars(self).get("_data_parallel")
+        if training and parallel is not None:  # gradients averaged over the ranks
+            y_pred = parallel.module(X_input, **self.module_kwargs(training))
+        else:
+            y_pred = self.infer(X_input, **self.module_kwargs(training))
         loss = self.get_loss(y_pred, X, X=X_input, training=training)
         return loss, y_pred
 
