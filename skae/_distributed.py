@@ -125,14 +125,24 @@ def data_parallel(distributed, device):
         return
     device = torch.device(device)
     created = not dist.is_initialized()
+    if device.type == "cuda" and device.index is None:  # one GPU per rank
+        device = torch.device("cuda", _int_variable("LOCAL_RANK", 0) if created
+                              else torch.cuda.current_device())
     if created:
         if device.type == "cuda":
-            device = torch.device("cuda", _int_variable("LOCAL_RANK", 0))
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                timeout=distributed_timeout())
-    elif device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
+        timeout = distributed_timeout()
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    timeout=timeout)
+        except RuntimeError as error:  # torch's DistStoreError, DistNetworkError...
+            raise RuntimeError(
+                f"Rank {os.environ.get('RANK')} of {os.environ.get('WORLD_SIZE')} could not "
+                f"join the process group at {os.environ.get('MASTER_ADDR')}:"
+                f"{os.environ.get('MASTER_PORT')} within {TIMEOUT_VARIABLE}="
+                f"{timeout.total_seconds():g} s: are all ranks started, with the same "
+                f"MASTER_ADDR and MASTER_PORT? torch.distributed said: {error}"
+            ) from error
     rank, world_size = dist.get_rank(), dist.get_world_size()
     try:
         yield DataParallel(rank, world_size, str(device))
@@ -161,30 +171,73 @@ def _is_collective_failure(error):
                                         "Timed out"))
 
 
-def _shard(dataset, positions):
-    """The part of ``dataset`` at ``positions``: rows of an array, chunks of one on disk."""
-    if isinstance(dataset, ChunkedDataset):
-        return ChunkedDataset(dataset.X, dataset.sample_shape,
-                              [dataset.chunks[i] for i in positions])
-    return dataset.subset(positions)
-
-
 def _units(dataset):
     """What is dealt out to the ranks: rows, or the chunks of an array on disk."""
     return len(dataset.chunks) if isinstance(dataset, ChunkedDataset) else len(dataset)
 
 
+def _chunk_slices(chunks, world_size):
+    """Each rank's slice of every chunk: rank ``r`` reads the ``r``-th of ``world_size`` parts."""
+    return [[(start + (stop - start) * rank // world_size,
+              start + (stop - start) * (rank + 1) // world_size)
+             for start, stop in chunks if (stop - start) * (rank + 1) // world_size
+             > (stop - start) * rank // world_size]
+            for rank in range(world_size)]
+
+
+def _checked(shards, what):
+    if not all(len(shard) for shard in shards):
+        raise ValueError(
+            f"the {what} cannot be shared among WORLD_SIZE={len(shards)} ranks (a rank "
+            "would get none); pass more rows, use larger chunks or launch fewer processes."
+        )
+    return shards
+
+
+def training_shards(dataset, order, world_size):
+    """Every rank's part of ``dataset`` for one pass, dealt out in ``order``.
+
+    ``order`` is a permutation of the rows, or of the chunks of an array on
+    disk. Rows: padded by repeating the first ones to a multiple of
+    ``world_size``, then every ``world_size``-th from the rank's position on,
+    as ``DistributedSampler`` does. Chunks: every ``world_size``-th chunk, or,
+    with fewer chunks than ranks, each rank's slice of every chunk.
+    """
+    if not isinstance(dataset, ChunkedDataset):
+        order = np.resize(order, math.ceil(len(order) / world_size) * world_size)
+        return _checked([dataset.subset(order[rank::world_size])
+                         for rank in range(world_size)], "training rows")
+    chunks = [dataset.chunks[i] for i in order]
+    parts = ([chunks[rank::world_size] for rank in range(world_size)]
+             if len(chunks) >= world_size else _chunk_slices(chunks, world_size))
+    return _checked([ChunkedDataset(dataset.X, dataset.sample_shape, part) for part in parts],
+                    "training rows")
+
+
+def validation_shard(dataset, rank, world_size):
+    """Rank ``rank``'s fixed, unpadded part of the held-out ``dataset``.
+
+    Every ``world_size``-th row; of an array on disk, the rank's slice of
+    every held-out chunk (they are few).
+    """
+    if not isinstance(dataset, ChunkedDataset):
+        shards = [dataset.subset(np.arange(r, len(dataset), world_size))
+                  for r in range(world_size)]
+    else:
+        shards = [ChunkedDataset(dataset.X, dataset.sample_shape, part)
+                  for part in _chunk_slices(dataset.chunks, world_size)]
+    return _checked(shards, "validation rows")[rank]
+
+
 class ShardIterator:
     """Training batches of this rank's shard, a new shard each pass, as DistributedSampler.
 
-    Each pass draws a permutation of ``dataset``'s rows from ``generator``
-    (the same draw on every rank), pads it by repeating its first rows to a
-    multiple of ``world_size`` and keeps every ``world_size``-th row from
-    ``rank`` on: the shards are disjoint but for the padding and of equal
-    size. An array on disk is dealt out by chunks instead, unpadded, each
-    rank keeping as many batches as the smallest shard gives. The shard's
-    batches come from ``make_iterator(shard)``; ``after_pass()`` runs when a
-    pass has yielded its last batch.
+    Each pass draws a permutation from ``generator`` (the same draw on every
+    rank) and deals the rows out with :func:`training_shards`: the shards
+    are disjoint but for the padding. Each rank yields as many batches as
+    the smallest shard gives (all of them for rows, whose shards are of
+    equal size). The shard's batches come from ``make_iterator(shard)``;
+    ``after_pass()`` runs when a pass has yielded its last batch.
     """
 
     def __init__(self, dataset, rank, world_size, generator, make_iterator, after_pass):
@@ -195,23 +248,19 @@ class ShardIterator:
         self.make_iterator = make_iterator
         self.after_pass = after_pass
 
-    def _shards(self, order):
-        if not isinstance(self.dataset, ChunkedDataset):
-            order = np.resize(order, math.ceil(len(order) / self.world_size) * self.world_size)
-        return [order[rank::self.world_size] for rank in range(self.world_size)]
-
     def _n_batches(self, shards):
         # Every rank must take the same number of steps: each step all-reduces.
-        return min(len(self.make_iterator(_shard(self.dataset, shard))) for shard in shards)
+        return min(len(self.make_iterator(shard)) for shard in shards)
 
     def __len__(self):
         # Exact for rows; for chunks, whose shards vary from pass to pass, an estimate.
-        return self._n_batches(self._shards(np.arange(_units(self.dataset))))
+        order = np.arange(_units(self.dataset))
+        return self._n_batches(training_shards(self.dataset, order, self.world_size))
 
     def __iter__(self):
         order = torch.randperm(_units(self.dataset), generator=self.generator).numpy()
-        shards = self._shards(order)
-        batches = self.make_iterator(_shard(self.dataset, shards[self.rank]))
+        shards = training_shards(self.dataset, order, self.world_size)
+        batches = self.make_iterator(shards[self.rank])
         yield from itertools.islice(batches, self._n_batches(shards))
         self.after_pass()
 
@@ -245,14 +294,6 @@ class DataParallel:
             vars(net).pop("_data_parallel", None)
             self.module = None
 
-    def check_rows(self, n_rows, what):
-        """Every rank needs at least one of the ``n_rows`` training or validation rows."""
-        if n_rows < self.world_size:
-            raise ValueError(
-                f"{n_rows} {what} cannot be shared among WORLD_SIZE={self.world_size} "
-                "ranks; pass more rows or launch fewer processes."
-            )
-
     # -- hooks of AutoencoderNet ------------------------------------------
     def on_train_begin(self, net):
         """Per-rank noise and dropout; the module wrapped, its weights broadcast from rank 0."""
@@ -270,10 +311,7 @@ class DataParallel:
     def iterator(self, net, dataset, training):
         """This rank's batches of ``dataset``: a new shard each training pass, a fixed one else."""
         if not training:
-            self.check_rows(_units(dataset), "validation rows or chunks")
-            shard = _shard(dataset, np.arange(self.rank, _units(dataset), self.world_size))
-            return net.batch_iterator(shard, training=False)
-        self.check_rows(_units(dataset), "training rows or chunks")
+            return net.batch_iterator(validation_shard(dataset, self.rank, self.world_size))
         return ShardIterator(
             dataset, self.rank, self.world_size, net._shuffle_generator,
             lambda shard: net.batch_iterator(shard, True, self.shard_generator),

@@ -31,7 +31,7 @@ ESTIMATORS = {cls.__name__: cls for cls in
 # The script every rank runs: the user's unchanged fit, then what the test
 # compares (weights, codes, test MSE, the rank's pid), one file per rank.
 SCRIPT = """
-import json, os, sys
+import json, os, pickle, sys
 import numpy as np, torch
 from skorch.callbacks import Callback
 from sklearn.datasets import load_digits
@@ -53,6 +53,10 @@ class DieAtEpoch(Callback):
 X, y = load_digits(return_X_y=True)
 X = (X / 16.0).astype(np.float32)
 X_train, X_test = train_test_split(X, test_size=0.25, random_state=0, stratify=y)
+if os.environ.get("X_ZARR"):  # the same rows, in a zarr array read chunk by chunk
+    import zarr
+
+    X_train = zarr.open_array(os.environ["X_ZARR"], mode="r")
 callbacks = [DieAtEpoch()] if "DIE_AT_EPOCH" in os.environ else None
 est = getattr(skae, name)(**params, callbacks=callbacks).fit(X_train)
 torch.save(est.net_.module_.state_dict(), os.path.join(out, f"state_{rank}.pt"))
@@ -63,6 +67,10 @@ with open(os.path.join(out, f"result_{rank}.json"), "w") as file:
                "module": type(est.net_.module_).__name__}, file)
 if rank == 0:
     est.save(os.path.join(out, "model.safetensors"))
+# The fitted model needs no process group: it pickles, and trains on alone.
+copy = pickle.loads(pickle.dumps(est))
+assert np.array_equal(copy.transform(X_test), est.transform(X_test))
+est.set_params(distributed=False, warm_start=True, max_iter=1).fit(X_train)
 """
 
 SMALL = {"n_components": 8, "hidden_layer_sizes": [64], "max_iter": 30, "random_state": 0,
@@ -132,21 +140,26 @@ def torchrun(tmp_path, name, params, timeout=120, **env):
     return process.returncode, output, out
 
 
-def _reference_fit(name, params, batch_size):
-    """The single-process fit of SCRIPT's data, and its test rows."""
+def _digits_split():
     from sklearn.model_selection import train_test_split
 
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
-    X_train, X_test = train_test_split(X, test_size=0.25, random_state=0, stratify=y)
+    return train_test_split(X, test_size=0.25, random_state=0, stratify=y)
+
+
+def _reference_fit(name, params, batch_size, X_train=None):
+    """The single-process fit of SCRIPT's data, and its test rows."""
+    digits_train, X_test = _digits_split()
+    X_train = digits_train if X_train is None else X_train
     est = ESTIMATORS[name](**{**params, "batch_size": batch_size}).fit(X_train)
     return est, X_test
 
 
-def _check_data_parallel_fit(tmp_path, name, params):
+def _check_data_parallel_fit(tmp_path, name, params, X_train=None, **env):
     # batch_size is per rank: two ranks of 32 rows make the reference's global 64.
     returncode, output, out = torchrun(
-        tmp_path, name, {**params, "batch_size": GLOBAL_BATCH // 2})
+        tmp_path, name, {**params, "batch_size": GLOBAL_BATCH // 2}, **env)
     assert returncode == 0, output
     states = [torch.load(out / f"state_{rank}.pt") for rank in range(2)]
     assert states[0].keys() == states[1].keys()
@@ -156,8 +169,10 @@ def _check_data_parallel_fit(tmp_path, name, params):
     assert results[0] == results[1]
     # The stored module is the plain one, not the DistributedDataParallel wrapper.
     assert results[0]["module"] != "DistributedDataParallel"
-    reference, X_test = _reference_fit(name, params, GLOBAL_BATCH)
+    reference, X_test = _reference_fit(name, params, GLOBAL_BATCH, X_train)
     reference_mse = float(np.mean((reference.reconstruct(X_test) - X_test) ** 2))
+    print(f"{name}: test MSE {results[0]['mse']:.6f} on two ranks, {reference_mse:.6f} in "
+          "one process")
     assert abs(results[0]["mse"] - reference_mse) <= 0.05 * reference_mse, (
         results[0]["mse"], reference_mse)
     return out
@@ -183,6 +198,21 @@ def test_torchrun_two_ranks_train_one_model(tmp_path):
 ])
 def test_torchrun_every_estimator(tmp_path, name, extra):
     _check_data_parallel_fit(tmp_path, name, {**SMALL, **extra})
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_torchrun_on_an_array_on_disk(tmp_path):
+    # Chunks of 100 rows: training chunks dealt out whole, the few held-out
+    # ones sliced among the ranks.
+    zarr = pytest.importorskip("zarr")
+    X_train, _ = _digits_split()
+    path = str(tmp_path / "X.zarr")
+    z = zarr.open_array(path, mode="w", shape=X_train.shape, chunks=(100, 64),
+                        dtype="float32")
+    z[:] = X_train
+    _check_data_parallel_fit(tmp_path, "AutoencoderTransformer", SMALL,
+                             X_train=zarr.open_array(path, mode="r"), X_ZARR=path)
 
 
 @pytest.mark.slow
@@ -225,6 +255,25 @@ def test_a_dead_rank_makes_rank_0_fail_with_an_error(tmp_path):
             "stopped answering") in output, output[-3000:]
     assert not (out / "result_0.json").exists()
     _assert_no_process_left(out, processes)
+
+
+def test_a_rank_alone_fails_to_join_within_the_timeout(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    launch = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+              "MASTER_PORT": str(_free_port()), "SKAE_DISTRIBUTED_TIMEOUT": "3"}
+    process = subprocess.Popen(
+        [sys.executable, str(_write_script(tmp_path)), str(out), "AutoencoderTransformer",
+         json.dumps(SMALL)], env=_environment(**launch), cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=60)
+    finally:
+        _stop([process])
+    assert process.returncode != 0
+    assert "RuntimeError: Rank 0 of 2 could not join the process group at 127.0.0.1:" in output
+    assert "within SKAE_DISTRIBUTED_TIMEOUT=3 s" in output, output[-3000:]
+    _assert_no_process_left(out, [process])
 
 
 # -- in one process ---------------------------------------------------------
