@@ -20,6 +20,8 @@ needs, through the hooks the net calls:
 - every rank's per-batch records gathered into every rank's history at the
   end of each epoch, so that the epoch's losses (and early stopping, which
   reads them) are over all the rows and the same on every rank;
+- the held-out rows split among the ranks, each scoring its part, and
+  BatchNorm's statistics broadcast from rank 0 after each training pass;
 - noise and dropout generators seeded per rank.
 """
 
@@ -35,6 +37,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from ._data import ChunkedDataset
+from ._runtime import in_parallel_worker
 
 #: Environment variable holding the seconds a rank waits for the others
 #: (to join the process group, or at any collective) before it fails.
@@ -73,13 +76,16 @@ def is_data_parallel(distributed):
     """Whether a fit with parameter ``distributed`` trains data-parallel here.
 
     "auto": when a process group of more than one process exists, or
-    torchrun's environment says ``WORLD_SIZE`` > 1. True: also with one
-    process, but a launch (or a process group) is required. False: never.
+    torchrun's environment says ``WORLD_SIZE`` > 1, except in a parallel
+    worker (a joblib or Dask worker inherits the launch's environment, but
+    is not a rank). True: also with one process, but a launch (or a process
+    group) is required. False: never.
     A launch whose environment lacks what env:// initialisation needs is an
     error, not a silent fit in one process.
     """
-    required = not isinstance(distributed, str) and bool(distributed)
-    if not isinstance(distributed, str) and not required:
+    auto = isinstance(distributed, str)
+    required = not auto and bool(distributed)
+    if not required and (not auto or in_parallel_worker()):
         return False
     if dist.is_available() and dist.is_initialized():
         return required or dist.get_world_size() > 1
@@ -101,7 +107,7 @@ def is_data_parallel(distributed):
 
 
 def check_single_process(distributed, what):
-    """Refuse ``what`` (partial_fit, a warm start) when it would run under a data-parallel launch."""
+    """Refuse ``what`` (partial_fit, a warm start) under a data-parallel launch."""
     if is_data_parallel(distributed):
         raise ValueError(
             f"{what} is not data-parallel: under torchrun each rank would train alone "

@@ -18,7 +18,10 @@ callbacks):
 - :class:`DenoisingNet` corrupts the input of training and validation batches
   only, with noise drawn from generators seeded by ``random_seed``;
 - :class:`VAENet` draws the latent sample by the reparameterisation trick
-  while training and records the KL and reconstruction terms per epoch.
+  while training and records the KL and reconstruction terms per epoch;
+- in a data-parallel fit under torchrun, the hooks hand the batches, the
+  training forward pass and the epoch's records to
+  :class:`~skae._distributed.DataParallel`.
 """
 
 import copy
@@ -246,9 +249,13 @@ class AutoencoderNet(NeuralNet):
         for name, state in (resumed or {}).items():
             getattr(self, name).set_state(state)
         self._set_dropout_generator(self._dropout_generator)
-        parallel = vars(self).get("_data_parallel")
-        if parallel is not None:  # a data-parallel fit (skae._distributed)
-            parallel.on_train_begin(self)
+        if self._parallel is not None:
+            self._parallel.on_train_begin(self)
+
+    @property
+    def _parallel(self):
+        """The data-parallel fit's :class:`~skae._distributed.DataParallel`, or None."""
+        return vars(self).get("_data_parallel")
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
@@ -259,9 +266,8 @@ class AutoencoderNet(NeuralNet):
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
                              **kwargs)
-        parallel = vars(self).get("_data_parallel")
-        if parallel is not None:  # before the callbacks average the epoch's batches
-            parallel.on_epoch_end(self)
+        if self._parallel is not None:  # before the callbacks average the epoch's batches
+            self._parallel.on_epoch_end(self)
 
     def _set_dropout_generator(self, generator):
         """Make the module's dropout layers draw from ``generator`` (None: torch's own)."""
@@ -412,19 +418,18 @@ class AutoencoderNet(NeuralNet):
 
     # -- batches ----------------------------------------------------------
     def get_iterator(self, dataset, training=False):
-        parallel = vars(self).get("_data_parallel")
-        if parallel is not None:  # this rank's shard of a data-parallel fit
-            return parallel.iterator(self, dataset, training)
+        if self._parallel is not None:  # this rank's shard
+            return self._parallel.iterator(self, dataset, training)
         return self.batch_iterator(dataset, training)
 
     def batch_iterator(self, dataset, training=False, generator=None):
-        """Batches of ``dataset``; training shuffles them with ``generator`` (default: the net's)."""
+        """Batches of ``dataset``; training shuffles them with ``generator`` (or the net's)."""
         # Arrays on disk are read a group of chunks at a time (see ChunkIterator).
         iterator_class = ChunkIterator if isinstance(dataset, ChunkedDataset) else BatchIterator
         if training:
             return iterator_class(
                 dataset, self.batch_size, shuffle=True,
-                generator=generator or self._shuffle_generator,
+                generator=self._shuffle_generator if generator is None else generator,
                 drop_single=self.drop_single_batch,
             )
         return iterator_class(dataset, self.batch_size)
@@ -463,9 +468,8 @@ class AutoencoderNet(NeuralNet):
                 for name, value in terms.items():
                     totals[name] = totals.get(name, 0.0) + value.item() * len(X)
                 count += len(X)
-        parallel = vars(self).get("_data_parallel")
-        if parallel is not None:  # each rank scored its shard of the rows
-            totals, count = parallel.sum_over_ranks(totals, count)
+        if self._parallel is not None:  # each rank scored its shard of the rows
+            totals, count = self._parallel.sum_over_ranks(totals, count)
         self._valid_generator.manual_seed(self._valid_seed)
         return {name: total / max(count, 1) for name, total in totals.items()}
 
@@ -476,7 +480,7 @@ class AutoencoderNet(NeuralNet):
     def _step(self, batch, training):
         X = device_tensor(batch[0], self.device)
         X_input = self.corrupt(X, training)
-        parallel = vars(self).get("_data_parallel")
+        parallel = self._parallel
         if training and parallel is not None:  # gradients averaged over the ranks
             y_pred = parallel.module(X_input, **self.module_kwargs(training))
         else:

@@ -63,8 +63,12 @@ torch.save(est.net_.module_.state_dict(), os.path.join(out, f"state_{rank}.pt"))
 np.save(os.path.join(out, f"codes_{rank}.npy"), est.transform(X_test))
 mse = float(np.mean((est.reconstruct(X_test) - X_test) ** 2))
 with open(os.path.join(out, f"result_{rank}.json"), "w") as file:
+    last_epoch = est.net_.history[-1]
     json.dump({"mse": mse, "n_iter": est.n_iter_, "loss_curve": est.loss_curve_,
-               "module": type(est.net_.module_).__name__}, file)
+               "module": type(est.net_.module_).__name__,
+               "batches": last_epoch["train_batch_count"],
+               "gathered": sum("train_loss" in row for row in last_epoch["batches"])},
+              file)
 if rank == 0:
     est.save(os.path.join(out, "model.safetensors"))
 # The fitted model needs no process group: it pickles, and trains on alone.
@@ -73,7 +77,7 @@ assert np.array_equal(copy.transform(X_test), est.transform(X_test))
 est.set_params(distributed=False, warm_start=True, max_iter=1).fit(X_train)
 """
 
-SMALL = {"n_components": 8, "hidden_layer_sizes": [64], "max_iter": 30, "random_state": 0,
+SMALL = {"n_components": 8, "hidden_layer_sizes": [64], "max_iter": 20, "random_state": 0,
          "n_threads": 1}
 GLOBAL_BATCH = 64
 
@@ -167,10 +171,14 @@ def _check_data_parallel_fit(tmp_path, name, params, X_train=None, **env):
     np.testing.assert_array_equal(np.load(out / "codes_0.npy"), np.load(out / "codes_1.npy"))
     results = [json.loads((out / f"result_{rank}.json").read_text()) for rank in range(2)]
     assert results[0] == results[1]
+    # Each rank took half the steps, and its history holds both ranks' batches.
+    assert results[0]["gathered"] == 2 * results[0]["batches"]
     # The stored module is the plain one, not the DistributedDataParallel wrapper.
     assert results[0]["module"] != "DistributedDataParallel"
     reference, X_test = _reference_fit(name, params, GLOBAL_BATCH, X_train)
     reference_mse = float(np.mean((reference.reconstruct(X_test) - X_test) ** 2))
+    if X_train is None:  # rows: as many steps as the reference's 64-row batches
+        assert results[0]["batches"] == reference.net_.history[-1, "train_batch_count"]
     print(f"{name}: test MSE {results[0]['mse']:.6f} on two ranks, {reference_mse:.6f} in "
           "one process")
     assert abs(results[0]["mse"] - reference_mse) <= 0.05 * reference_mse, (
@@ -283,7 +291,7 @@ LAUNCHED = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "1
 
 def _small_fit(X, **params):
     est = AutoencoderTransformer(n_components=3, hidden_layer_sizes=(16,), max_iter=3,
-                                 random_state=0, **params)
+                                 random_state=0, n_threads=1, **params)
     return est.fit(X)
 
 
@@ -307,6 +315,18 @@ def test_auto_without_launch_and_false_under_launch_are_the_plain_fit(digits, mo
         for a, b in zip(est.net_.module_.state_dict().values(),
                         plain.net_.module_.state_dict().values()):
             assert torch.equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_auto_in_a_parallel_worker_fits_alone(digits, monkeypatch):
+    # A joblib or Dask worker started under torchrun inherits its environment.
+    from skae._runtime import parallel_task
+
+    for name, value in LAUNCHED.items():
+        monkeypatch.setenv(name, value)
+    with parallel_task():
+        est = _small_fit(digits)
+    assert est.n_iter_ == 3
 
 
 def test_distributed_true_needs_a_launch(digits, monkeypatch):
