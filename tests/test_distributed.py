@@ -57,8 +57,11 @@ if os.environ.get("X_ZARR"):  # the same rows, in a zarr array read chunk by chu
     import zarr
 
     X_train = zarr.open_array(os.environ["X_ZARR"], mode="r")
+if os.environ.get("USER_GROUP"):  # the script's own process group, which skae must keep
+    torch.distributed.init_process_group("gloo")
 callbacks = [DieAtEpoch()] if "DIE_AT_EPOCH" in os.environ else None
 est = getattr(skae, name)(**params, callbacks=callbacks).fit(X_train)
+group_after_fit = torch.distributed.is_initialized()
 torch.save(est.net_.module_.state_dict(), os.path.join(out, f"state_{rank}.pt"))
 np.save(os.path.join(out, f"codes_{rank}.npy"), est.transform(X_test))
 mse = float(np.mean((est.reconstruct(X_test) - X_test) ** 2))
@@ -67,7 +70,8 @@ with open(os.path.join(out, f"result_{rank}.json"), "w") as file:
     json.dump({"mse": mse, "n_iter": est.n_iter_, "loss_curve": est.loss_curve_,
                "module": type(est.net_.module_).__name__,
                "batches": last_epoch["train_batch_count"],
-               "gathered": sum("train_loss" in row for row in last_epoch["batches"])},
+               "gathered": sum("train_loss" in row for row in last_epoch["batches"]),
+               "group_after_fit": group_after_fit},
               file)
 if rank == 0:
     est.save(os.path.join(out, "model.safetensors"))
@@ -171,6 +175,8 @@ def _check_data_parallel_fit(tmp_path, name, params, X_train=None, **env):
     np.testing.assert_array_equal(np.load(out / "codes_0.npy"), np.load(out / "codes_1.npy"))
     results = [json.loads((out / f"result_{rank}.json").read_text()) for rank in range(2)]
     assert results[0] == results[1]
+    # skae destroys the process group it created, and only that one.
+    assert results[0]["group_after_fit"] == bool(env.get("USER_GROUP"))
     # Each rank took half the steps, and its history holds both ranks' batches.
     assert results[0]["gathered"] == 2 * results[0]["batches"]
     # The stored module is the plain one, not the DistributedDataParallel wrapper.
@@ -206,6 +212,12 @@ def test_torchrun_two_ranks_train_one_model(tmp_path):
 ])
 def test_torchrun_every_estimator(tmp_path, name, extra):
     _check_data_parallel_fit(tmp_path, name, {**SMALL, **extra})
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_torchrun_in_the_scripts_own_process_group(tmp_path):
+    _check_data_parallel_fit(tmp_path, "AutoencoderTransformer", SMALL, USER_GROUP="1")
 
 
 @pytest.mark.slow
