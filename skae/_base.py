@@ -31,7 +31,7 @@ from skorch.callbacks import Callback, LRScheduler, PrintLog, ProgressBar
 
 from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
                     as_chunked_source, is_out_of_core, n_validation_rows)
-from ._distributed import check_single_process, data_parallel
+from ._distributed import check_single_process, data_parallel, training_ranks
 from ._modules import (
     ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, ResidualDecoder,
     ResidualEncoder, zero_output_layer,
@@ -693,7 +693,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.learning_rate == "cosine":
             return LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
                                T_max=self.max_iter)
-        batches = max(1, math.ceil(self._n_training_rows(n_samples) / self.batch_size_))
+        # A rank's epoch in a data-parallel fit is its shard of the rows.
+        rows = math.ceil(self._n_training_rows(n_samples) / training_ranks(self.distributed))
+        batches = max(1, math.ceil(rows / self.batch_size_))
         return LRScheduler(torch.optim.lr_scheduler.CyclicLR, step_every="batch",
                            base_lr=self.learning_rate_init / 10,
                            max_lr=self.learning_rate_init, step_size_up=2 * batches,

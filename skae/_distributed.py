@@ -106,6 +106,11 @@ def is_data_parallel(distributed):
     return True
 
 
+def training_ranks(distributed):
+    """How many ranks share the training rows of a fit with ``distributed`` (1 alone)."""
+    return dist.get_world_size() if is_data_parallel(distributed) and dist.is_initialized() else 1
+
+
 def check_single_process(distributed, what):
     """Refuse ``what`` (partial_fit, a warm start) under a data-parallel launch."""
     if is_data_parallel(distributed):

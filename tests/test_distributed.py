@@ -71,7 +71,9 @@ with open(os.path.join(out, f"result_{rank}.json"), "w") as file:
                "module": type(est.net_.module_).__name__,
                "batches": last_epoch["train_batch_count"],
                "gathered": sum("train_loss" in row for row in last_epoch["batches"]),
-               "group_after_fit": group_after_fit},
+               "group_after_fit": group_after_fit,
+               "cycle": getattr(getattr(dict(est.net_.callbacks_).get("lr_scheduler"),
+                                        "lr_scheduler_", None), "total_size", None)},
               file)
 if rank == 0:
     est.save(os.path.join(out, "model.safetensors"))
@@ -185,6 +187,9 @@ def _check_data_parallel_fit(tmp_path, name, params, X_train=None, **env):
     reference_mse = float(np.mean((reference.reconstruct(X_test) - X_test) ** 2))
     if X_train is None:  # rows: as many steps as the reference's 64-row batches
         assert results[0]["batches"] == reference.net_.history[-1, "train_batch_count"]
+    if params.get("learning_rate") == "cyclic":  # a cycle of as many steps
+        scheduler = dict(reference.net_.callbacks_)["lr_scheduler"].lr_scheduler_
+        assert results[0]["cycle"] == scheduler.total_size
     print(f"{name}: test MSE {results[0]['mse']:.6f} on two ranks, {reference_mse:.6f} in "
           "one process")
     assert abs(results[0]["mse"] - reference_mse) <= 0.05 * reference_mse, (
@@ -209,6 +214,7 @@ def test_torchrun_two_ranks_train_one_model(tmp_path):
     ("DenoisingAutoencoder", {"dropout": 0.1, "batch_norm": True}),
     ("VAETransformer", {}),
     ("AutoencoderTransformer", {"init": "random", "early_stopping": False}),
+    ("AutoencoderTransformer", {"learning_rate": "cyclic"}),
 ])
 def test_torchrun_every_estimator(tmp_path, name, extra):
     _check_data_parallel_fit(tmp_path, name, {**SMALL, **extra})
@@ -339,6 +345,14 @@ def test_auto_in_a_parallel_worker_fits_alone(digits, monkeypatch):
     with parallel_task():
         est = _small_fit(digits)
     assert est.n_iter_ == 3
+
+
+def test_training_ranks_alone(monkeypatch):
+    from skae._distributed import training_ranks
+
+    for name in LAUNCHED:
+        monkeypatch.delenv(name, raising=False)
+    assert training_ranks("auto") == training_ranks(False) == 1
 
 
 def test_distributed_true_needs_a_launch(digits, monkeypatch):
