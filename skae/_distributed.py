@@ -155,6 +155,8 @@ def data_parallel(distributed, device):
                 f"MASTER_ADDR and MASTER_PORT? torch.distributed said: {error}"
             ) from error
     rank, world_size = dist.get_rank(), dist.get_world_size()
+    waited = (f"{TIMEOUT_VARIABLE}={distributed_timeout().total_seconds():g} s" if created
+              else "the timeout of the script's process group")
     try:
         yield DataParallel(rank, world_size, str(device))
     except RuntimeError as error:
@@ -162,9 +164,8 @@ def data_parallel(distributed, device):
             raise
         raise RuntimeError(
             f"Data-parallel fit failed on rank {rank} of {world_size}: another rank "
-            f"died or stopped answering (waiting at most {TIMEOUT_VARIABLE}="
-            f"{distributed_timeout().total_seconds():g} s); see that rank's output. "
-            f"torch.distributed said: {error}"
+            f"died or stopped answering (waiting at most {waited}); see that rank's "
+            f"output. torch.distributed said: {error}"
         ) from error
     finally:
         if created:
