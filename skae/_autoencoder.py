@@ -112,6 +112,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         n_threads=None,
         callbacks=None,
         warm_start=False,
+        distributed="auto",
         random_state=None,
         verbose=0,
     ):
@@ -140,6 +141,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
             n_threads=n_threads,
             callbacks=callbacks,
             warm_start=warm_start,
+            distributed=distributed,
             random_state=random_state,
             verbose=verbose,
         )
@@ -314,6 +316,7 @@ default="gaussian"
         n_threads=None,
         callbacks=None,
         warm_start=False,
+        distributed="auto",
         random_state=None,
         verbose=0,
     ):
@@ -343,6 +346,7 @@ default="gaussian"
             n_threads=n_threads,
             callbacks=callbacks,
             warm_start=warm_start,
+            distributed=distributed,
             random_state=random_state,
             verbose=verbose,
         )

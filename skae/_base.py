@@ -33,6 +33,7 @@ from skorch.callbacks import Callback, LRScheduler, PrintLog, ProgressBar
 
 from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
                     as_chunked_source, is_out_of_core, n_validation_rows)
+from ._distributed import check_single_process, data_parallel, training_ranks
 from ._modules import (
     ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, ResidualDecoder,
     ResidualEncoder, zero_output_layer,
@@ -203,6 +204,18 @@ default="constant"
         history grows and ``n_iter_`` counts every epoch; the PCA start is
         not redone. Parameters that shape the network (``n_components``,
         widths, architecture...) cannot change between such fits.
+
+    distributed : "auto" or bool, default="auto"
+        Data-parallel training under ``torchrun``. "auto": when the script
+        runs under torchrun with ``WORLD_SIZE`` > 1 (or inside a
+        ``torch.distributed`` process group of several processes), ``fit``
+        trains with ``DistributedDataParallel``: every rank calls ``fit``
+        with the same X, trains on its shard of the rows, and all ranks end
+        with the same model. ``batch_size`` is per rank (the global batch is
+        ``WORLD_SIZE`` times larger). True also requires such a launch and
+        raises ``ValueError`` without one; False fits in this process alone.
+        ``partial_fit`` and warm starts are not data-parallel and raise
+        under a launch. See :ref:`data_parallel`.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, the validation split and any
@@ -434,6 +447,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "n_threads": [None, Interval(Integral, 1, None, closed="left")],
         "callbacks": [None, list],
         "warm_start": ["boolean"],
+        "distributed": [StrOptions({"auto"}), "boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -472,6 +486,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         n_threads=None,
         callbacks=None,
         warm_start=False,
+        distributed="auto",
         random_state=None,
         verbose=0,
     ):
@@ -499,6 +514,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.n_threads = n_threads
         self.callbacks = callbacks
         self.warm_start = warm_start
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -829,7 +845,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.learning_rate == "cosine":
             return LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
                                T_max=self.max_iter)
-        batches = max(1, math.ceil(self._n_training_rows(n_samples) / self.batch_size_))
+        # A rank's epoch in a data-parallel fit is its shard of the rows.
+        rows = math.ceil(self._n_training_rows(n_samples) / training_ranks(self.distributed))
+        batches = max(1, math.ceil(rows / self.batch_size_))
         return LRScheduler(torch.optim.lr_scheduler.CyclicLR, step_every="batch",
                            base_lr=self.learning_rate_init / 10,
                            max_lr=self.learning_rate_init, step_size_up=2 * batches,
@@ -1077,6 +1095,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
 
     def _continue_fit(self, X, epochs, partial=False, sample_weight=None):
         """Train the fitted ``net_`` on X for up to ``epochs`` more epochs."""
+        check_single_process(self.distributed, "partial_fit" if partial else "A warm start")
         self._check_structure_unchanged()
         X = self._validate_input(X, reset=False)
         extras = None if sample_weight is None else {"sample_weight": sample_weight}
@@ -1096,6 +1115,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         if self.warm_start and hasattr(self, "net_"):
             self._continue_fit(X, epochs=self.max_iter, sample_weight=sample_weight)
             return
+        if partial:
+            check_single_process(self.distributed, "partial_fit")
         extras = None if sample_weight is None else {"sample_weight": sample_weight}
         X, dataset, sample_weight = self._fit_data(X, extras)
         n_samples = len(X) if dataset is None else len(dataset)
@@ -1105,16 +1126,19 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._check_common_params(n_samples=n_samples)
         self._check_fit_data(X if dataset is None else dataset, pca)
         device = resolve_device(self.device)
-        with torch_threads(self.n_threads), flushed_denormals(device):
+        with torch_threads(self.n_threads), flushed_denormals(device), \
+                data_parallel(self.distributed, device) as parallel:
+            device = device if parallel is None else parallel.device
             with seeded_torch(seed):
                 module = self._build_module(start=pca if self.init == "pca" else None)
             net = self._build_net(module, n_samples, seed, device)
             if dataset is None:
                 dataset = ArrayDataset(X, self._module_input_shape, extras=extras)
-            if partial:
-                net.partial_fit(dataset, epochs=1)
-            else:
-                net.fit(dataset)
+            with nullcontext() if parallel is None else parallel.attach(net):
+                if partial:
+                    net.partial_fit(dataset, epochs=1)
+                else:
+                    net.fit(dataset)
         self._structure = {name: getattr(self, name) for name in self._structural_parameters}
         self._set_training_results(net, warn=not partial)
         self._code_range = self._training_code_range(X)

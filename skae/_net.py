@@ -18,7 +18,10 @@ callbacks):
 - :class:`DenoisingNet` corrupts the input of training and validation batches
   only, with noise drawn from generators seeded by ``random_seed``;
 - :class:`VAENet` draws the latent sample by the reparameterisation trick
-  while training and records the KL and reconstruction terms per epoch.
+  while training and records the KL and reconstruction terms per epoch;
+- in a data-parallel fit under torchrun, the hooks hand the batches, the
+  training forward pass and the epoch's records to
+  :class:`~skae._distributed.DataParallel`.
 """
 
 import copy
@@ -271,12 +274,25 @@ class AutoencoderNet(NeuralNet):
         for name, state in (resumed or {}).items():
             getattr(self, name).set_state(state)
         self._set_dropout_generator(self._dropout_generator)
+        if self._parallel is not None:
+            self._parallel.on_train_begin(self)
+
+    @property
+    def _parallel(self):
+        """The data-parallel fit's :class:`~skae._distributed.DataParallel`, or None."""
+        return vars(self).get("_data_parallel")
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
         # The same validation noise every epoch, so validation losses compare.
         self._valid_generator.manual_seed(self._valid_seed)
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                             **kwargs)
+        if self._parallel is not None:  # before the callbacks average the epoch's batches
+            self._parallel.on_epoch_end(self)
 
     def _set_dropout_generator(self, generator):
         """Make the module's dropout layers draw from ``generator`` (None: torch's own)."""
@@ -308,7 +324,8 @@ class AutoencoderNet(NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
-        for name in (*_GENERATOR_ATTRIBUTES, "_batch_listeners", "_batch_values"):
+        for name in (*_GENERATOR_ATTRIBUTES, "_batch_listeners", "_batch_values",
+                     "_data_parallel"):
             state.pop(name, None)
         return state
 
@@ -426,12 +443,18 @@ class AutoencoderNet(NeuralNet):
 
     # -- batches ----------------------------------------------------------
     def get_iterator(self, dataset, training=False):
+        if self._parallel is not None:  # this rank's shard
+            return self._parallel.iterator(self, dataset, training)
+        return self.batch_iterator(dataset, training)
+
+    def batch_iterator(self, dataset, training=False, generator=None):
+        """Batches of ``dataset``; training shuffles them with ``generator`` (or the net's)."""
         # Arrays on disk are read a group of chunks at a time (see ChunkIterator).
         iterator_class = ChunkIterator if isinstance(dataset, ChunkedDataset) else BatchIterator
         if training:
             return iterator_class(
                 dataset, self.batch_size, shuffle=True,
-                generator=self._shuffle_generator,
+                generator=self._shuffle_generator if generator is None else generator,
                 drop_single=self.drop_single_batch,
             )
         return iterator_class(dataset, self.batch_size)
@@ -472,6 +495,8 @@ class AutoencoderNet(NeuralNet):
                 for name, value in terms.items():
                     totals[name] = totals.get(name, 0.0) + value.item() * size
                 count += size
+        if self._parallel is not None:  # each rank scored its shard of the rows
+            totals, count = self._parallel.sum_over_ranks(totals, count)
         self._valid_generator.manual_seed(self._valid_seed)
         return {name: total / max(count, 1) for name, total in totals.items()}
 
@@ -495,7 +520,11 @@ class AutoencoderNet(NeuralNet):
             self.record_batch_value(f"{'train' if training else 'valid'}_batch_weight",
                                     weight.sum())
         X_input = self.corrupt(X, training)
-        y_pred = self.infer(X_input, **self.module_kwargs(training))
+        parallel = self._parallel
+        if training and parallel is not None:  # gradients averaged over the ranks
+            y_pred = parallel.module(X_input, **self.module_kwargs(training))
+        else:
+            y_pred = self.infer(X_input, **self.module_kwargs(training))
         loss = self.get_loss(y_pred, X, X=X_input, training=training, sample_weight=weight)
         return loss, y_pred
 

@@ -166,6 +166,7 @@ class VAETransformer(_BaseAutoencoder):
         n_threads=None,
         callbacks=None,
         warm_start=False,
+        distributed="auto",
         random_state=None,
         verbose=0,
     ):
@@ -194,6 +195,7 @@ class VAETransformer(_BaseAutoencoder):
             n_threads=n_threads,
             callbacks=callbacks,
             warm_start=warm_start,
+            distributed=distributed,
             random_state=random_state,
             verbose=verbose,
         )
