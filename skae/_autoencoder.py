@@ -192,8 +192,10 @@ class AutoencoderTransformer(_BaseAutoencoder):
             "encoder_bias": np.zeros(self.n_components_),
             "decoder_weight": components.T,
             "decoder_bias": pca.mean_,
-            # Codes in units of their spread for the decoder's branch.
-            "code_scale": np.where(std > 0, std, 1.0),
+            # Codes in units of their spread for the decoder's branch; a code
+            # of no spread (PCA's null space, padding) keeps unit scale, else
+            # rows off the training rows' span would reach it magnified.
+            "code_scale": np.where(std > 1e-6 * std.max(initial=0.0), std, 1.0),
         }
 
 

@@ -231,3 +231,18 @@ def test_arrays_on_disk_with_missing_values_are_refused(tmp_path):
     mm[:] = X
     with pytest.raises(ValueError, match="read chunk by chunk .* missing values"):
         AutoencoderTransformer(**SMALL).fit(np.load(tmp_path / "X.npy", mmap_mode="r"))
+
+
+def test_codes_of_no_spread_do_not_magnify_rows_off_the_training_span():
+    # A one-hot block sums to one on every row, so a code as wide as the data
+    # reaches PCA's null space, whose spread is zero up to rounding. Rows that
+    # leave that span (as hiding a categorical cell zeros its block) must stay tame.
+    rng = np.random.default_rng(3)
+    block = np.eye(3)[rng.integers(0, 3, 300)]
+    X = np.hstack([rng.normal(size=(300, 5)), block]).astype(np.float32)
+    model = _fit(AutoencoderTransformer(**{**SMALL, "n_components": 8, "max_iter": 5},
+                                        early_stopping=False), X)
+    moved = X.copy()
+    moved[:, 5:] = 0.0
+    error = np.mean((model.reconstruct(moved) - moved) ** 2)
+    assert np.isfinite(error) and error < 10.0
