@@ -27,8 +27,9 @@ from sklearn.utils import check_random_state
 from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.callbacks import Callback, LRScheduler, PrintLog, ProgressBar
+from skorch.callbacks import Callback, PrintLog, ProgressBar
 
+from .callbacks import EstimatorCheckpoint
 from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
                     as_chunked_source, is_out_of_core, n_validation_rows)
 from ._modules import (
@@ -36,8 +37,8 @@ from ._modules import (
     ResidualEncoder, zero_output_layer,
 )
 from ._net import (
-    AutoencoderNet, ConvergenceMonitor, LastEpochWeights, StopOnNonFiniteLoss, all_finite,
-    supports_fused,
+    AutoencoderNet, ContinuedLRScheduler, ConvergenceMonitor, LastEpochWeights,
+    StopOnNonFiniteLoss, all_finite, supports_fused,
 )
 from ._runtime import flushed_denormals, resolve_device, seeded_torch, torch_threads
 
@@ -671,17 +672,17 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """skorch's LRScheduler for ``learning_rate``; see its description in the docstring."""
         if self.learning_rate == "adaptive":
             # MLPRegressor's "adaptive": two epochs in a row without a gain of tol.
-            return LRScheduler(torch.optim.lr_scheduler.ReduceLROnPlateau, monitor=monitor,
-                               mode="min", factor=0.2, patience=1, threshold=self.tol,
-                               threshold_mode="abs")
+            return ContinuedLRScheduler(
+                torch.optim.lr_scheduler.ReduceLROnPlateau, monitor=monitor, mode="min",
+                factor=0.2, patience=1, threshold=self.tol, threshold_mode="abs")
         if self.learning_rate == "cosine":
-            return LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
-                               T_max=self.max_iter)
+            return ContinuedLRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
+                                        T_max=self.max_iter)
         batches = max(1, math.ceil(self._n_training_rows(n_samples) / self.batch_size_))
-        return LRScheduler(torch.optim.lr_scheduler.CyclicLR, step_every="batch",
-                           base_lr=self.learning_rate_init / 10,
-                           max_lr=self.learning_rate_init, step_size_up=2 * batches,
-                           cycle_momentum=False)
+        return ContinuedLRScheduler(torch.optim.lr_scheduler.CyclicLR, step_every="batch",
+                                    base_lr=self.learning_rate_init / 10,
+                                    max_lr=self.learning_rate_init,
+                                    step_size_up=2 * batches, cycle_momentum=False)
 
     def _resolve_sizes(self, n_samples, pca, partial=False):
         """Learn ``n_components_`` and the values the "auto" parameters stand for."""
@@ -895,19 +896,51 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
     _structural_parameters = STRUCTURAL_PARAMETERS
 
     def _continue_fit(self, X, epochs, partial=False):
-        """Train the fitted ``net_`` on X for up to ``epochs`` more epochs."""
+        """Train the fitted ``net_`` on X for up to ``epochs`` more epochs.
+
+        An estimator loaded from a :class:`~skae.callbacks.EstimatorCheckpoint`
+        resumes its interrupted fit instead: ``fit`` runs the epochs that fit
+        had left.
+        """
         self._check_structure_unchanged()
-        X = self._validate_input(X, reset=False)
+        X, dataset = self._fit_data(X, reset=False)
         net = self.net_
         n_before = len(net.history)
-        if (net.lr, net.optimizer__weight_decay) != (self.learning_rate_init, self.alpha):
+        interrupted = vars(self).pop("_interrupted_fit", None)
+        resume = interrupted is not None and not partial
+        if resume:
+            n_before, stop = interrupted
+            epochs = max(0, stop - len(net.history))
+        new_rate = (net.lr, net.optimizer__weight_decay) != (self.learning_rate_init, self.alpha)
+        if new_rate:
             # skorch starts a new optimizer (and state) with the new settings.
             net.set_params(lr=self.learning_rate_init, optimizer__weight_decay=self.alpha)
+        # A new rate starts the schedule anew; so does each warm-started fit of
+        # "cosine", which anneals over the epochs of the fit.
+        cosine = self.learning_rate == "cosine" and not (partial or resume)
+        if self.learning_rate != "constant" and (new_rate or cosine):
+            rate = self.learning_rate_init
+            dict(net.callbacks_)["lr_scheduler"].restart(**{
+                "cosine": {"T_max": epochs}, "cyclic": {"base_lr": rate / 10, "max_lr": rate},
+            }.get(self.learning_rate, {}))
+        if dataset is None:
+            dataset = ArrayDataset(X, self._module_input_shape)
+        self._bind_checkpoints(net.callbacks_, n_before, len(net.history) + epochs)
         with torch_threads(self.n_threads), flushed_denormals(net.device):
-            net.continue_training(ArrayDataset(X, self._module_input_shape), epochs)
+            net.continue_training(dataset, epochs, resume=resume)
         self._set_training_results(net, epochs_run=len(net.history) - n_before,
                                    warn=not partial)
         self._code_range = self._training_code_range(X)
+
+    def _bind_checkpoints(self, callbacks, start, stop):
+        """Tell the :class:`~skae.callbacks.EstimatorCheckpoint` callbacks what they save.
+
+        The coming training takes the history from ``start`` to ``stop`` epochs.
+        """
+        for entry in callbacks:
+            callback = entry[1] if isinstance(entry, tuple) else entry
+            if isinstance(callback, EstimatorCheckpoint):
+                callback.fit_call_ = (self, start, stop)
 
     def _fit(self, X, partial=False):
         if self.warm_start and hasattr(self, "net_"):
@@ -927,6 +960,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             net = self._build_net(module, n_samples, seed, device)
             if dataset is None:
                 dataset = ArrayDataset(X, self._module_input_shape)
+            self._bind_checkpoints(net.callbacks, 0, 1 if partial else self.max_iter)
             if partial:
                 net.partial_fit(dataset, epochs=1)
             else:
@@ -935,20 +969,21 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._set_training_results(net, warn=not partial)
         self._code_range = self._training_code_range(X)
 
-    def _fit_data(self, X):
+    def _fit_data(self, X, reset=True):
         """Validated rows for the fit's statistics, and the dataset that reads X on disk.
 
-        In memory: ``(X, None)``. For an array read chunk by chunk (np.memmap,
+        ``reset`` learns the input's features (a first fit) or checks them
+        (training continued). In memory: ``(X, None)``. For an array read chunk by chunk (np.memmap,
         zarr, h5py, dask; see :func:`~skae._data.is_out_of_core`): a sample of
         whole chunks spread over X, validated as in-memory X is (the PCA start
         and the "auto" defaults come from it), and a
         :class:`~skae._data.ChunkedDataset` over every row.
         """
         if not is_out_of_core(X):
-            return self._validate_input(X, reset=True), None
+            return self._validate_input(X, reset=reset), None
         source = as_chunked_source(X)
         dataset = ChunkedDataset(source, ())
-        sample = self._validate_input(dataset.sample(SAMPLE_ROWS), reset=True)
+        sample = self._validate_input(dataset.sample(SAMPLE_ROWS), reset=reset)
         dataset.sample_shape = tuple(self._module_input_shape)
         return sample, dataset
 
