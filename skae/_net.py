@@ -866,6 +866,14 @@ class ConvergenceMonitor(EarlyStopping):
     def on_train_end(self, net, **kwargs):
         if len(net.history):
             super().on_train_end(net, **kwargs)
+        # The module holds them now (or the last weights were kept).
+        self.best_model_weights_ = None
+
+    def __getstate__(self):
+        # skorch drops the best weights from pickles, which the module holds
+        # after training; pickled in the middle of one (a checkpoint), they
+        # are the ones the end of a resumed training restores.
+        return dict(vars(self))
 
 
 class ContinuedLRScheduler(LRScheduler):
