@@ -27,7 +27,7 @@ from sklearn.utils import check_random_state
 from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-from skorch.callbacks import Callback, PrintLog, ProgressBar
+from skorch.callbacks import Callback, PrintLog
 
 from .callbacks import EstimatorCheckpoint
 from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
@@ -37,8 +37,8 @@ from ._modules import (
     ResidualEncoder, zero_output_layer,
 )
 from ._net import (
-    AutoencoderNet, ContinuedLRScheduler, ConvergenceMonitor, LastEpochWeights,
-    StopOnNonFiniteLoss, all_finite, supports_fused,
+    AutoencoderNet, AutoProgressBar, ContinuedLRScheduler, ConvergenceMonitor,
+    LastEpochWeights, StopOnNonFiniteLoss, all_finite, supports_fused,
 )
 from ._runtime import flushed_denormals, resolve_device, seeded_torch, torch_threads
 
@@ -768,7 +768,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.learning_rate != "constant":
             callbacks.append(("lr_scheduler", self._lr_scheduler(monitor, n_samples)))
         if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
+            callbacks.append(("progress_bar", AutoProgressBar()))
         callbacks.extend(copy.deepcopy(self.callbacks or []))
         train_split = None
         if self.early_stopping_:
@@ -915,14 +915,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         if new_rate:
             # skorch starts a new optimizer (and state) with the new settings.
             net.set_params(lr=self.learning_rate_init, optimizer__weight_decay=self.alpha)
-        # A new rate starts the schedule anew; so does each warm-started fit of
-        # "cosine", which anneals over the epochs of the fit.
-        cosine = self.learning_rate == "cosine" and not (partial or resume)
-        if self.learning_rate != "constant" and (new_rate or cosine):
-            rate = self.learning_rate_init
-            dict(net.callbacks_)["lr_scheduler"].restart(**{
-                "cosine": {"T_max": epochs}, "cyclic": {"base_lr": rate / 10, "max_lr": rate},
-            }.get(self.learning_rate, {}))
+        self._restart_schedule(net, epochs, new_rate, anneal=not (partial or resume))
         if dataset is None:
             dataset = ArrayDataset(X, self._module_input_shape)
         self._bind_checkpoints(net.callbacks_, n_before, len(net.history) + epochs)
@@ -931,6 +924,22 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._set_training_results(net, epochs_run=len(net.history) - n_before,
                                    warn=not partial)
         self._code_range = self._training_code_range(X)
+
+    def _restart_schedule(self, net, epochs, new_rate, anneal):
+        """Start the learning-rate schedule anew where continuing it would be wrong.
+
+        A schedule otherwise continues as in one longer fit (see
+        :class:`~skae._net.ContinuedLRScheduler`). A new ``learning_rate_init``
+        starts it from the new rate; with ``anneal`` (a warm-started ``fit``),
+        "cosine" anneals anew over the ``epochs`` of this fit.
+        """
+        cosine = self.learning_rate == "cosine" and anneal
+        if self.learning_rate == "constant" or not (new_rate or cosine):
+            return
+        rate = self.learning_rate_init
+        dict(net.callbacks_)["lr_scheduler"].restart(**{
+            "cosine": {"T_max": epochs}, "cyclic": {"base_lr": rate / 10, "max_lr": rate},
+        }.get(self.learning_rate, {}))
 
     def _bind_checkpoints(self, callbacks, start, stop):
         """Tell the :class:`~skae.callbacks.EstimatorCheckpoint` callbacks what they save.
@@ -973,8 +982,9 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         """Validated rows for the fit's statistics, and the dataset that reads X on disk.
 
         ``reset`` learns the input's features (a first fit) or checks them
-        (training continued). In memory: ``(X, None)``. For an array read chunk by chunk (np.memmap,
-        zarr, h5py, dask; see :func:`~skae._data.is_out_of_core`): a sample of
+        (training continued). In memory: ``(X, None)``. For an array read
+        chunk by chunk (np.memmap, zarr, h5py, dask; see
+        :func:`~skae._data.is_out_of_core`): a sample of
         whole chunks spread over X, validated as in-memory X is (the PCA start
         and the "auto" defaults come from it), and a
         :class:`~skae._data.ChunkedDataset` over every row.

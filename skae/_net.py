@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler, PassthroughScoring
+from skorch.callbacks import (Callback, EarlyStopping, LRScheduler, PassthroughScoring,
+                              ProgressBar)
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
@@ -921,6 +922,22 @@ class ContinuedLRScheduler(LRScheduler):
         if scheduler is not None:
             state["scheduler_state_"] = scheduler.state_dict()
         return state
+
+
+class AutoProgressBar(ProgressBar):
+    """skorch's :class:`~skorch.callbacks.ProgressBar`, drawn by tqdm's auto frontend.
+
+    skorch draws with ``tqdm.tqdm_notebook`` inside Jupyter, which raises
+    ``ImportError`` where ipywidgets is not installed; ``tqdm.auto`` draws
+    a widget where it can and text otherwise. The number of batches of
+    each epoch is computed from the datasets ("auto").
+    """
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        from tqdm.auto import tqdm
+
+        total = self._get_batches_per_epoch(net, dataset_train, dataset_valid)
+        self.pbar_ = tqdm(total=total, leave=False)
 
 
 class MaskedTableNet(NeuralNet):

@@ -292,3 +292,46 @@ def test_partial_fit_on_zarr_reads_it_in_chunks(tmp_path, X, read_in_chunks):
     assert model.n_iter_ == 3 and np.all(np.diff(model.loss_curve_) < 0)
     with pytest.raises(ValueError, match="features"):
         model.partial_fit(X_zarr[:, :10])
+
+
+def test_progress_bar_is_tqdm_auto_under_partial_fit_and_warm_start(X, monkeypatch, capsys):
+    import tqdm.auto
+    import tqdm.std
+
+    bars = []
+
+    class RecordingBar(tqdm.std.tqdm):
+        def update(self, n=1):
+            bars[-1] += n
+            return super().update(n)
+
+    def recording(*args, **kwargs):
+        bars.append(0)
+        return RecordingBar(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", recording)
+    model = AutoencoderTransformer(verbose=2, **SMALL)
+    model.partial_fit(X).partial_fit(X)
+    _quiet_fit(model.set_params(max_iter=2, warm_start=True), X)
+    n_batches = len(model.net_.history[-1, "batches"])
+    assert bars == [n_batches] * 4  # a bar per epoch, one step per batch
+    out = capsys.readouterr().out
+    assert out.count("train_loss") == 1 and "      4" in out  # the epoch table goes on
+
+
+@pytest.mark.filterwarnings("ignore")  # the half-built notebook bar complains when collected
+def test_progress_bar_in_a_notebook_without_ipywidgets(X, monkeypatch):
+    # skorch's own bar switches to tqdm.tqdm_notebook inside Jupyter, which
+    # raises ImportError without ipywidgets; tqdm's auto frontend falls back to text.
+    import gc
+
+    import tqdm.notebook
+    from skorch.callbacks import ProgressBar
+
+    monkeypatch.setattr(tqdm.notebook, "IProgress", None)
+    monkeypatch.setattr(ProgressBar, "in_ipynb", lambda self: True)
+    with pytest.raises(ImportError, match="ipywidgets"):
+        AutoencoderTransformer(max_iter=1, callbacks=[ProgressBar()], **SMALL).fit(X)
+    gc.collect()
+    model = _quiet_fit(AutoencoderTransformer(max_iter=1, verbose=2, **SMALL), X)
+    assert model.n_iter_ == 1
