@@ -131,7 +131,9 @@ default="constant"
         monitored loss by ``tol``, as in ``MLPRegressor``; "cosine" anneals it
         to 0 over ``max_iter`` epochs; "cyclic" ramps it, batch by batch,
         between ``learning_rate_init / 10`` and ``learning_rate_init`` in
-        cycles of four epochs. The default was chosen by
+        cycles of four epochs. A warm-started ``fit`` continues "cyclic" and
+        "adaptive" where they stand and anneals "cosine" anew over its
+        ``max_iter``. The default was chosen by
         ``benchmarks/bench_schedules.py`` (results in
         ``benchmarks/results/schedules/``).
 
@@ -180,7 +182,9 @@ default="constant"
 
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` pairs),
-        copied at each fit, e.g. ``skorch.callbacks.Checkpoint``.
+        copied at each fit, e.g. ``skorch.callbacks.Checkpoint``, or
+        :class:`skae.callbacks.EstimatorCheckpoint` to resume a fit that
+        dies.
 
     warm_start : bool, default=False
         When True, ``fit`` on a fitted estimator continues training its
@@ -188,7 +192,10 @@ default="constant"
         weights, the optimizer's state and the shuffling continue, the
         history grows and ``n_iter_`` counts every epoch; the PCA start is
         not redone. Parameters that shape the network (``n_components``,
-        widths, architecture...) cannot change between such fits.
+        widths, architecture...) cannot change between such fits. An
+        estimator unpickled from an
+        :class:`~skae.callbacks.EstimatorCheckpoint` runs the epochs its
+        interrupted fit had left instead.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, the validation split and any
