@@ -940,11 +940,12 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         starts it from the new rate; with ``anneal`` (a warm-started ``fit``),
         "cosine" anneals anew over the ``epochs`` of this fit.
         """
+        schedule = dict(net.callbacks_).get("lr_scheduler")
         cosine = self.learning_rate == "cosine" and anneal
-        if self.learning_rate == "constant" or not (new_rate or cosine):
+        if schedule is None or not (new_rate or cosine):
             return
         rate = self.learning_rate_init
-        dict(net.callbacks_)["lr_scheduler"].restart(**{
+        schedule.restart(**{
             "cosine": {"T_max": epochs}, "cyclic": {"base_lr": rate / 10, "max_lr": rate},
         }.get(self.learning_rate, {}))
 

@@ -80,6 +80,8 @@ def _assert_same_fit(resumed, once, X):
 @pytest.mark.parametrize("Estimator", [AutoencoderTransformer, DenoisingAutoencoder,
                                        VAETransformer])
 def test_resumed_checkpoint_is_the_uninterrupted_fit(Estimator, params, X, tmp_path):
+    # Bit-identical on the CPU: the checkpoint holds every state the epochs
+    # left depend on, and they run the same arithmetic.
     once = _quiet_fit(Estimator(**params), X)
     resumed = _interrupted_then_resumed(Estimator, params, X, tmp_path / "model.pkl")
     _assert_same_fit(resumed, once, X)
@@ -114,6 +116,23 @@ def test_checkpoint_of_a_finished_fit_resumes_with_nothing_left(X, tmp_path):
     # The resumed fit is done: a further warm start trains max_iter more epochs.
     _quiet_fit(resumed, X)
     assert resumed.n_iter_ == 12
+
+
+def test_checkpoint_of_partial_fit_calls_goes_on_with_the_next_chunk(X, tmp_path):
+    path = tmp_path / "model.pkl"
+    chunks = np.array_split(X, 4)
+    once = AutoencoderTransformer(**SMALL)
+    for chunk in chunks:
+        once.partial_fit(chunk)
+    model = AutoencoderTransformer(callbacks=[EstimatorCheckpoint(path)], **SMALL)
+    for chunk in chunks[:3]:
+        model.partial_fit(chunk)
+    with open(path, "rb") as file:
+        resumed = pickle.load(file)
+    assert resumed.n_iter_ == 3
+    resumed.partial_fit(chunks[3])
+    assert resumed.loss_curve_ == once.loss_curve_
+    np.testing.assert_array_equal(resumed.transform(X), once.transform(X))
 
 
 def test_checkpoint_outside_an_estimator_says_so():
@@ -192,10 +211,11 @@ def _run(script, *args):
 @pytest.mark.parametrize("params", [LATE, EARLY],
                          ids=["last_weights", "early_stopping"])
 def test_fit_killed_by_sigkill_resumes_in_a_new_process(params, X, tmp_path):
-    # On the CPU with fixed threads the resumed fit is bit-identical to the
-    # uninterrupted one, in this process: the checkpoint holds everything the
-    # remaining epochs depend on (weights, Adam's moments, the generators'
-    # states, the convergence monitor's best epoch and misses).
+    # On the CPU with fixed threads the resumed fit is bit-identical to an
+    # uninterrupted one (fitted here, in the test's process): the checkpoint
+    # holds everything the remaining epochs depend on (weights, Adam's
+    # moments, the generators' states, the convergence monitor's best epoch,
+    # best weights and misses), and the arithmetic is the same.
     script, path = tmp_path / "fit.py", str(tmp_path / "model.pkl")
     script.write_text(SCRIPT)
     killed = _run(script, "kill", path, json.dumps(params))
