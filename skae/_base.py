@@ -29,8 +29,9 @@ from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight, check_array, check_is_fitted, validate_data,
 )
-from skorch.callbacks import Callback, LRScheduler, PrintLog, ProgressBar
+from skorch.callbacks import Callback, PrintLog
 
+from .callbacks import EstimatorCheckpoint
 from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
                     as_chunked_source, is_out_of_core, n_validation_rows)
 from ._distributed import check_single_process, data_parallel, training_ranks
@@ -39,8 +40,8 @@ from ._modules import (
     ResidualEncoder, zero_output_layer,
 )
 from ._net import (
-    AutoencoderNet, ConvergenceMonitor, LastEpochWeights, StopOnNonFiniteLoss, all_finite,
-    supports_fused,
+    AutoencoderNet, AutoProgressBar, ContinuedLRScheduler, ConvergenceMonitor,
+    LastEpochWeights, StopOnNonFiniteLoss, all_finite, supports_fused,
 )
 from ._runtime import flushed_denormals, resolve_device, seeded_torch, torch_threads
 from ._tabular import TableEncoder, _is_categorical_dtype, _is_polars, to_pandas
@@ -146,7 +147,9 @@ default="constant"
         monitored loss by ``tol``, as in ``MLPRegressor``; "cosine" anneals it
         to 0 over ``max_iter`` epochs; "cyclic" ramps it, batch by batch,
         between ``learning_rate_init / 10`` and ``learning_rate_init`` in
-        cycles of four epochs. The default was chosen by
+        cycles of four epochs. A warm-started ``fit`` continues "cyclic" and
+        "adaptive" where they stand and anneals "cosine" anew over its
+        ``max_iter``. The default was chosen by
         ``benchmarks/bench_schedules.py`` (results in
         ``benchmarks/results/schedules/``).
 
@@ -195,7 +198,9 @@ default="constant"
 
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks (instances or ``(name, callback)`` pairs),
-        copied at each fit, e.g. ``skorch.callbacks.Checkpoint``.
+        copied at each fit, e.g. ``skorch.callbacks.Checkpoint``, or
+        :class:`skae.callbacks.EstimatorCheckpoint` to resume a fit that
+        dies.
 
     warm_start : bool, default=False
         When True, ``fit`` on a fitted estimator continues training its
@@ -203,7 +208,10 @@ default="constant"
         weights, the optimizer's state and the shuffling continue, the
         history grows and ``n_iter_`` counts every epoch; the PCA start is
         not redone. Parameters that shape the network (``n_components``,
-        widths, architecture...) cannot change between such fits.
+        widths, architecture...) cannot change between such fits. An
+        estimator unpickled from an
+        :class:`~skae.callbacks.EstimatorCheckpoint` runs the epochs its
+        interrupted fit had left instead.
 
     distributed : "auto" or bool, default="auto"
         Data-parallel training under ``torchrun``. "auto": when the script
@@ -839,19 +847,19 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """skorch's LRScheduler for ``learning_rate``; see its description in the docstring."""
         if self.learning_rate == "adaptive":
             # MLPRegressor's "adaptive": two epochs in a row without a gain of tol.
-            return LRScheduler(torch.optim.lr_scheduler.ReduceLROnPlateau, monitor=monitor,
-                               mode="min", factor=0.2, patience=1, threshold=self.tol,
-                               threshold_mode="abs")
+            return ContinuedLRScheduler(
+                torch.optim.lr_scheduler.ReduceLROnPlateau, monitor=monitor, mode="min",
+                factor=0.2, patience=1, threshold=self.tol, threshold_mode="abs")
         if self.learning_rate == "cosine":
-            return LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
-                               T_max=self.max_iter)
+            return ContinuedLRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
+                                        T_max=self.max_iter)
         # A rank's epoch in a data-parallel fit is its shard of the rows.
         rows = math.ceil(self._n_training_rows(n_samples) / training_ranks(self.distributed))
         batches = max(1, math.ceil(rows / self.batch_size_))
-        return LRScheduler(torch.optim.lr_scheduler.CyclicLR, step_every="batch",
-                           base_lr=self.learning_rate_init / 10,
-                           max_lr=self.learning_rate_init, step_size_up=2 * batches,
-                           cycle_momentum=False)
+        return ContinuedLRScheduler(torch.optim.lr_scheduler.CyclicLR, step_every="batch",
+                                    base_lr=self.learning_rate_init / 10,
+                                    max_lr=self.learning_rate_init,
+                                    step_size_up=2 * batches, cycle_momentum=False)
 
     def _resolve_sizes(self, n_samples, pca, partial=False):
         """Learn ``n_components_`` and the values the "auto" parameters stand for."""
@@ -937,7 +945,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.learning_rate != "constant":
             callbacks.append(("lr_scheduler", self._lr_scheduler(monitor, n_samples)))
         if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
+            callbacks.append(("progress_bar", AutoProgressBar()))
         callbacks.extend(copy.deepcopy(self.callbacks or []))
         train_split = None
         if self.early_stopping_:
@@ -1094,22 +1102,63 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
     _structural_parameters = STRUCTURAL_PARAMETERS
 
     def _continue_fit(self, X, epochs, partial=False, sample_weight=None):
-        """Train the fitted ``net_`` on X for up to ``epochs`` more epochs."""
+        """Train the fitted ``net_`` on X for up to ``epochs`` more epochs.
+
+        An estimator loaded from a :class:`~skae.callbacks.EstimatorCheckpoint`
+        resumes its interrupted fit instead: ``fit`` runs the epochs that fit
+        had left.
+        """
         check_single_process(self.distributed, "partial_fit" if partial else "A warm start")
         self._check_structure_unchanged()
-        X = self._validate_input(X, reset=False)
         extras = None if sample_weight is None else {"sample_weight": sample_weight}
+        X, dataset, _ = self._fit_data(X, extras, reset=False)
         net = self.net_
         n_before = len(net.history)
-        if (net.lr, net.optimizer__weight_decay) != (self.learning_rate_init, self.alpha):
+        interrupted = vars(self).pop("_interrupted_fit", None)
+        resume = interrupted is not None and not partial
+        if resume:
+            n_before, stop = interrupted
+            epochs = max(0, stop - len(net.history))
+        new_rate = (net.lr, net.optimizer__weight_decay) != (self.learning_rate_init, self.alpha)
+        if new_rate:
             # skorch starts a new optimizer (and state) with the new settings.
             net.set_params(lr=self.learning_rate_init, optimizer__weight_decay=self.alpha)
+        self._restart_schedule(net, epochs, new_rate, anneal=not (partial or resume))
+        if dataset is None:
+            dataset = ArrayDataset(X, self._module_input_shape, extras=extras)
+        self._bind_checkpoints(net.callbacks_, n_before, len(net.history) + epochs)
         with torch_threads(self.n_threads), flushed_denormals(net.device):
-            net.continue_training(ArrayDataset(X, self._module_input_shape, extras=extras),
-                                  epochs)
+            net.continue_training(dataset, epochs, resume=resume)
         self._set_training_results(net, epochs_run=len(net.history) - n_before,
                                    warn=not partial)
         self._code_range = self._training_code_range(X)
+
+    def _restart_schedule(self, net, epochs, new_rate, anneal):
+        """Start the learning-rate schedule anew where continuing it would be wrong.
+
+        A schedule otherwise continues as in one longer fit (see
+        :class:`~skae._net.ContinuedLRScheduler`). A new ``learning_rate_init``
+        starts it from the new rate; with ``anneal`` (a warm-started ``fit``),
+        "cosine" anneals anew over the ``epochs`` of this fit.
+        """
+        schedule = dict(net.callbacks_).get("lr_scheduler")
+        cosine = self.learning_rate == "cosine" and anneal
+        if schedule is None or not (new_rate or cosine):
+            return
+        rate = self.learning_rate_init
+        schedule.restart(**{
+            "cosine": {"T_max": epochs}, "cyclic": {"base_lr": rate / 10, "max_lr": rate},
+        }.get(self.learning_rate, {}))
+
+    def _bind_checkpoints(self, callbacks, start, stop):
+        """Tell the :class:`~skae.callbacks.EstimatorCheckpoint` callbacks what they save.
+
+        The coming training takes the history from ``start`` to ``stop`` epochs.
+        """
+        for entry in callbacks:
+            callback = entry[1] if isinstance(entry, tuple) else entry
+            if isinstance(callback, EstimatorCheckpoint):
+                callback.fit_call_ = (self, start, stop)
 
     def _fit(self, X, partial=False, sample_weight=None):
         if self.warm_start and hasattr(self, "net_"):
@@ -1134,6 +1183,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             net = self._build_net(module, n_samples, seed, device)
             if dataset is None:
                 dataset = ArrayDataset(X, self._module_input_shape, extras=extras)
+            self._bind_checkpoints(net.callbacks, 0, 1 if partial else self.max_iter)
             with nullcontext() if parallel is None else parallel.attach(net):
                 if partial:
                     net.partial_fit(dataset, epochs=1)
@@ -1143,24 +1193,26 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._set_training_results(net, warn=not partial)
         self._code_range = self._training_code_range(X)
 
-    def _fit_data(self, X, extras=None):
+    def _fit_data(self, X, extras=None, reset=True):
         """Validated rows for the fit's statistics, the dataset that reads X on disk,
         and the sample weights of those rows.
 
-        In memory: ``(X, None, weights)``. For an array read chunk by chunk
-        (np.memmap, zarr, h5py, dask; see :func:`~skae._data.is_out_of_core`):
-        a sample of whole chunks spread over X, validated as in-memory X is
-        (the PCA start and the "auto" defaults come from it), a
-        :class:`~skae._data.ChunkedDataset` over every row, and the sample's
-        weights. ``extras``: per-row values beside X (``"sample_weight"``).
+        ``reset`` learns the input's features (a first fit) or checks them
+        (training continued). In memory: ``(X, None, weights)``. For an array
+        read chunk by chunk (np.memmap, zarr, h5py, dask; see
+        :func:`~skae._data.is_out_of_core`): a sample of whole chunks spread
+        over X, validated as in-memory X is (the PCA start and the "auto"
+        defaults come from it), a :class:`~skae._data.ChunkedDataset` over
+        every row, and the sample's weights. ``extras``: per-row values
+        beside X (``"sample_weight"``).
         """
         weights = None if extras is None else extras.get("sample_weight")
         if not is_out_of_core(X):
-            return self._validate_input(X, reset=True), None, weights
+            return self._validate_input(X, reset=reset), None, weights
         source = as_chunked_source(X)
         dataset = ChunkedDataset(source, (), extras=extras)
         chunks = dataset.sample_chunks(SAMPLE_ROWS)
-        sample = self._validate_input(dataset.read(chunks), reset=True)
+        sample = self._validate_input(dataset.read(chunks), reset=reset)
         if self._mixed:
             raise ValueError(
                 f"X is read chunk by chunk ({type(X).__name__}) and has missing values "

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, PassthroughScoring
+from skorch.callbacks import (Callback, EarlyStopping, LRScheduler, PassthroughScoring,
+                              ProgressBar)
 from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 
@@ -305,27 +306,42 @@ class AutoencoderNet(NeuralNet):
         self._set_dropout_generator(None)
         # Their states (plain tensors, pickled with the net) let a later
         # ``continue_training`` draw what the same longer fit would draw.
-        self._generator_states = {
-            name: vars(self)[name].get_state()
-            for name in ("_shuffle_generator", "_noise_generator", "_dropout_generator")
-            if name in vars(self)}
+        self._generator_states = self.generator_states()
         for name in _GENERATOR_ATTRIBUTES:
             vars(self).pop(name, None)
 
-    def continue_training(self, dataset, epochs):
+    def generator_states(self):
+        """States of the live shuffling, noise and dropout generators; empty outside training."""
+        return {name: vars(self)[name].get_state()
+                for name in ("_shuffle_generator", "_noise_generator", "_dropout_generator")
+                if name in vars(self)}
+
+    def continue_training(self, dataset, epochs, resume=False):
         """skorch's ``partial_fit`` for ``epochs`` epochs, the generators continuing.
 
         The shuffling and noise generators resume from their states at the
         end of the last training, so that fits of 3 and then 3 epochs draw
-        the same batches and noise as one fit of 6.
+        the same batches and noise as one fit of 6. With ``resume``, the net
+        was pickled in the middle of a training (a checkpoint): the
+        convergence monitor also keeps its state, so that the training
+        carries on as if it had never stopped.
         """
         self._resume_states = vars(self).get("_generator_states")
-        return self.partial_fit(dataset, epochs=epochs)
+        self._resuming = resume
+        try:
+            return self.partial_fit(dataset, epochs=epochs)
+        finally:
+            vars(self).pop("_resuming", None)
 
     def __getstate__(self):
         state = super().__getstate__()
+        # Pickled in the middle of a training (a checkpoint's epoch end): the
+        # generators' states there let ``continue_training`` resume it.
+        live = self.generator_states()
+        if live:
+            state["_generator_states"] = live
         for name in (*_GENERATOR_ATTRIBUTES, "_batch_listeners", "_batch_values",
-                     "_data_parallel"):
+                     "_resuming", "_data_parallel"):
             state.pop(name, None)
         return state
 
@@ -921,6 +937,10 @@ class ConvergenceMonitor(EarlyStopping):
         self.constraint = constraint
 
     def on_train_begin(self, net, **kwargs):
+        if getattr(net, "_resuming", False):
+            # An interrupted fit resumed from its checkpoint: keep counting
+            # misses against the same best epoch and weights.
+            return
         super().on_train_begin(net, **kwargs)
         self.start_score_ = None
         self._constraint_limit = None
@@ -958,3 +978,74 @@ class ConvergenceMonitor(EarlyStopping):
     def on_train_end(self, net, **kwargs):
         if len(net.history):
             super().on_train_end(net, **kwargs)
+        # The module holds them now (or the last weights were kept).
+        self.best_model_weights_ = None
+
+    def __getstate__(self):
+        # skorch drops the best weights from pickles, which the module holds
+        # after training; pickled in the middle of one (a checkpoint), they
+        # are the ones the end of a resumed training restores.
+        return dict(vars(self))
+
+
+class ContinuedLRScheduler(LRScheduler):
+    """skorch's :class:`~skorch.callbacks.LRScheduler`, continuing its schedule across trainings.
+
+    skorch builds a new torch scheduler at the start of every training and
+    places it by the number of epochs in the history: right for a schedule
+    stepped once an epoch, but one stepped every batch (``CyclicLR``) goes
+    back to the batch numbered by the epochs run, and ``ReduceLROnPlateau``
+    forgets its counters. Here the new scheduler takes the state of the
+    previous one (its step count, its counters) and the optimizer its
+    rates, so that a continued training (``warm_start``, ``partial_fit``, a
+    resumed checkpoint) follows the rates of one longer training.
+    :meth:`restart` begins the schedule anew instead.
+    """
+
+    def restart(self, **kwargs):
+        """Begin the schedule anew, from the optimizer's ``lr``, with ``kwargs`` changed."""
+        vars(self).update(kwargs)
+        self.lr_scheduler_ = self.scheduler_state_ = None
+        self.restart_ = True
+
+    def _get_scheduler(self, net, policy, **scheduler_kwargs):
+        scheduler_kwargs.pop("last_epoch", None)
+        previous = getattr(self, "lr_scheduler_", None)
+        state = (previous.state_dict() if previous is not None
+                 else getattr(self, "scheduler_state_", None))
+        groups = net.optimizer_.param_groups
+        if vars(self).pop("restart_", False):
+            for group in groups:  # torch's schedulers start from "initial_lr" when it is set
+                group.pop("initial_lr", None)
+                group["lr"] = net.lr
+        scheduler = policy(net.optimizer_, **scheduler_kwargs)
+        if state is not None:
+            scheduler.load_state_dict(state)
+            for group, lr in zip(groups, scheduler.get_last_lr()):
+                group["lr"] = lr
+        return scheduler
+
+    def __getstate__(self):
+        # The torch scheduler holds the optimizer, which skorch pickles apart
+        # from the callbacks: keep only its state.
+        state = dict(vars(self))
+        scheduler = state.pop("lr_scheduler_", None)
+        if scheduler is not None:
+            state["scheduler_state_"] = scheduler.state_dict()
+        return state
+
+
+class AutoProgressBar(ProgressBar):
+    """skorch's :class:`~skorch.callbacks.ProgressBar`, drawn by tqdm's auto frontend.
+
+    skorch draws with ``tqdm.tqdm_notebook`` inside Jupyter, which raises
+    ``ImportError`` where ipywidgets is not installed; ``tqdm.auto`` draws
+    a widget where it can and text otherwise. The number of batches of
+    each epoch is computed from the datasets ("auto").
+    """
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        from tqdm.auto import tqdm
+
+        total = self._get_batches_per_epoch(net, dataset_train, dataset_valid)
+        self.pbar_ = tqdm(total=total, leave=False)

@@ -175,3 +175,163 @@ def test_verbose_under_partial_fit_and_warm_start(X, capsys):
     assert out.count("train_loss") == 1 and "      2" in out
     _quiet_fit(model.set_params(max_iter=1, warm_start=True), X)
     assert "      3" in capsys.readouterr().out
+
+
+def _rates(model, per_batch=False):
+    history = model.net_.history
+    if per_batch:
+        return np.array([row["event_lr"] for epoch in history[:, "batches"] for row in epoch])
+    return np.array(history[:, "event_lr"])
+
+
+@pytest.mark.parametrize("schedule", ["cyclic", "adaptive"])
+def test_warm_start_continues_the_schedule_of_one_longer_fit(schedule, X):
+    # The scheduler's state (CyclicLR's batch count, ReduceLROnPlateau's
+    # counters) carries over, so 3 + 3 epochs get the rates of one fit of 6;
+    # tol=10 makes every epoch a stall for "adaptive".
+    params = dict(learning_rate=schedule, early_stopping=False, tol=10.0,
+                  n_iter_no_change=6, **SMALL)
+    once = _quiet_fit(AutoencoderTransformer(max_iter=6, **params), X)
+    twice = _quiet_fit(AutoencoderTransformer(max_iter=3, **params), X)
+    _quiet_fit(twice.set_params(warm_start=True), X)
+    per_batch = schedule == "cyclic"
+    np.testing.assert_array_equal(_rates(twice, per_batch), _rates(once, per_batch))
+    if schedule == "adaptive":
+        np.testing.assert_allclose(_rates(twice), 1e-3 * np.array([1, 1, 1, 0.2, 0.2, 0.04]))
+    assert twice.loss_curve_ == once.loss_curve_
+    np.testing.assert_array_equal(twice.transform(X), once.transform(X))
+
+
+def test_warm_start_anneals_cosine_anew_and_partial_fit_continues_it(X):
+    lr = 1e-3
+    model = _quiet_fit(AutoencoderTransformer(max_iter=3, learning_rate="cosine",
+                                              early_stopping=False, **SMALL), X)
+    _quiet_fit(model.set_params(warm_start=True, max_iter=2), X)
+    anneal = lambda n: lr * (1 + np.cos(np.pi * np.arange(n) / n)) / 2  # noqa: E731
+    np.testing.assert_allclose(_rates(model), np.concatenate([anneal(3), anneal(2)]))
+    # partial_fit's calls are epochs of one fit: the cosine runs over max_iter calls.
+    chunked = AutoencoderTransformer(max_iter=8, learning_rate="cosine", **SMALL)
+    for _ in range(4):
+        chunked.partial_fit(X)
+    np.testing.assert_allclose(_rates(chunked), anneal(8)[:4])
+
+
+def test_warm_start_with_a_new_rate_restarts_the_schedule(X):
+    model = _quiet_fit(AutoencoderTransformer(max_iter=2, learning_rate="cyclic",
+                                              early_stopping=False, **SMALL), X)
+    n_first = sum(len(epoch) for epoch in model.net_.history[:, "batches"])
+    _quiet_fit(model.set_params(warm_start=True, learning_rate_init=1e-2), X)
+    second = _rates(model, per_batch=True)[n_first:]
+    np.testing.assert_allclose(second[0], 1e-3)  # the new cycle's base: 1e-2 / 10
+    assert second.max() == pytest.approx(1e-2, rel=0.05)
+
+
+@pytest.fixture
+def read_in_chunks(monkeypatch):
+    """Small chunks, groups and samples, and a record of what the fits validate and train on.
+
+    Yields ``(validated, trained)``: the row counts that reached
+    ``_validate_input`` (the estimator's path into memory) and the dataset
+    classes that ``continue_training`` got.
+    """
+    from skae import _base, _data
+    from skae._net import AutoencoderNet
+
+    monkeypatch.setattr(_data, "MEMMAP_CHUNK_BYTES", 64 * 64 * 4)
+    monkeypatch.setattr(_data, "GROUP_BYTES", 4 * 64 * 64 * 4)
+    monkeypatch.setattr(_base, "SAMPLE_ROWS", 128)
+    validated, trained = [], []
+    validate, continue_training = (_base._BaseAutoencoder._validate_input,
+                                   AutoencoderNet.continue_training)
+
+    def recording_validate(self, X, *args, **kwargs):
+        validated.append(len(X))
+        return validate(self, X, *args, **kwargs)
+
+    def recording_continue(self, dataset, *args, **kwargs):
+        trained.append(type(dataset).__name__)
+        return continue_training(self, dataset, *args, **kwargs)
+
+    monkeypatch.setattr(_base._BaseAutoencoder, "_validate_input", recording_validate)
+    monkeypatch.setattr(AutoencoderNet, "continue_training", recording_continue)
+    return validated, trained
+
+
+def _on_disk(tmp_path, X):
+    array = np.memmap(tmp_path / "X.dat", dtype=np.float32, mode="w+", shape=X.shape)
+    array[:] = X
+    array.flush()
+    return np.memmap(tmp_path / "X.dat", dtype=np.float32, mode="r", shape=X.shape)
+
+
+def test_warm_start_on_a_memmap_reads_it_in_chunks(tmp_path, X, read_in_chunks):
+    validated, trained = read_in_chunks
+    X_disk = _on_disk(tmp_path, X)
+    params = dict(early_stopping=False, **SMALL)
+    once = _quiet_fit(AutoencoderTransformer(max_iter=4, **params), X_disk)
+    twice = _quiet_fit(AutoencoderTransformer(max_iter=2, **params), X_disk)
+    _quiet_fit(twice.set_params(warm_start=True), X_disk)
+    assert trained == ["ChunkedDataset"]
+    assert validated and max(validated) < len(X)  # samples of chunks, never all of X
+    # Chunks continue their shuffling too: the same as one fit of 4 on the memmap.
+    assert twice.loss_curve_ == once.loss_curve_
+    np.testing.assert_array_equal(twice.transform(X), once.transform(X))
+
+
+def test_partial_fit_on_zarr_reads_it_in_chunks(tmp_path, X, read_in_chunks):
+    zarr = pytest.importorskip("zarr")
+    validated, trained = read_in_chunks
+    X_zarr = zarr.open_array(str(tmp_path / "X.zarr"), mode="w", shape=X.shape,
+                             chunks=(50, X.shape[1]), dtype="float32")
+    X_zarr[:] = X
+    model = AutoencoderTransformer(**SMALL)
+    for _ in range(3):
+        model.partial_fit(X_zarr)
+    assert trained == ["ChunkedDataset"] * 2
+    assert max(validated) < len(X)
+    assert model.n_iter_ == 3 and np.all(np.diff(model.loss_curve_) < 0)
+    with pytest.raises(ValueError, match="features"):
+        model.partial_fit(X_zarr[:, :10])
+
+
+def test_progress_bar_is_tqdm_auto_under_partial_fit_and_warm_start(X, monkeypatch, capsys):
+    import tqdm.auto
+    import tqdm.std
+
+    bars = []
+
+    class RecordingBar(tqdm.std.tqdm):
+        def update(self, n=1):
+            bars[-1] += n
+            return super().update(n)
+
+    def recording(*args, **kwargs):
+        bars.append(0)
+        return RecordingBar(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", recording)
+    model = AutoencoderTransformer(verbose=2, **SMALL)
+    model.partial_fit(X).partial_fit(X)
+    _quiet_fit(model.set_params(max_iter=2, warm_start=True), X)
+    n_batches = len(model.net_.history[-1, "batches"])
+    assert bars == [n_batches] * 4  # a bar per epoch, one step per batch
+    out = capsys.readouterr().out
+    assert out.count("train_loss") == 1 and "      4" in out  # the epoch table goes on
+
+
+@pytest.mark.filterwarnings("ignore")  # the half-built notebook bar complains when collected
+def test_progress_bar_in_a_notebook_without_ipywidgets(X, monkeypatch):
+    # skorch's own bar switches to tqdm.tqdm_notebook inside Jupyter, which
+    # raises ImportError without ipywidgets; tqdm's auto frontend falls back to text.
+    import gc
+
+    import tqdm.notebook
+    from skorch.callbacks import ProgressBar
+
+    monkeypatch.setattr(tqdm.notebook, "IProgress", None)
+    monkeypatch.setattr(ProgressBar, "in_ipynb", lambda self: True)
+    with pytest.raises(ImportError, match="ipywidgets"):
+        AutoencoderTransformer(max_iter=1, callbacks=[ProgressBar()], **SMALL).fit(X)
+    gc.collect()
+    model = _quiet_fit(AutoencoderTransformer(max_iter=1, verbose=2, **SMALL), X)
+    assert model.n_iter_ == 1
