@@ -1,9 +1,9 @@
-"""How long is one epoch of skae against a hand-written PyTorch loop and plain skorch?
+"""How long is one epoch of skae against a hand-written PyTorch loop, skorch and pyod?
 
 Per dataset (Fashion-MNIST rows and uint8 images, digits, a conv model on 5,000
 images), each contender trains the same module with Adam at lr 1e-3 and the same
-batch size and threads; contenders alternate in a new random order each
-repetition. The reference is the faster of two hand loops (pre-shuffled slices,
+batch size and threads (pyod's AutoEncoder, when installed, the same MLP widths);
+contenders alternate in a new random order each repetition. The reference is the faster of two hand loops (pre-shuffled slices,
 or per-batch gathers); ratios are medians of the paired per-repetition ratios.
 
 Usage: python benchmarks/bench_speed.py [--quick] [--threads 1 2] [--repeats N]
@@ -12,6 +12,7 @@ Usage: python benchmarks/bench_speed.py [--quick] [--threads 1 2] [--repeats N]
 
 import argparse
 import copy
+import importlib.util
 import os
 import random
 import resource
@@ -165,6 +166,32 @@ def run_skorch(case, X, template, n_threads, epochs, seed):
     return _timed(dict(net.callbacks_)["epoch_clock"].epochs_)
 
 
+def pyod_installed():
+    return importlib.util.find_spec("pyod") is not None
+
+
+def run_pyod(case, X, n_threads, epochs):
+    """pyod's AutoEncoder on the MLP's widths, no preprocessing, batch norm or dropout.
+
+    Its fit also builds the model and scores the training rows, so an epoch is
+    the difference between fits of ``epochs + 1`` epochs and of one, over ``epochs``.
+    """
+    from pyod.models.auto_encoder import AutoEncoder
+
+    torch.set_num_threads(n_threads)
+
+    def fit_seconds(n_epochs):
+        start = time.perf_counter()
+        AutoEncoder(hidden_neuron_list=[*case["hidden"], case["n_components"]],
+                    epoch_num=n_epochs, batch_size=case["batch_size"], lr=1e-3,
+                    optimizer_params={}, preprocessing=False, batch_norm=False,
+                    dropout_rate=0.0, device="cpu", verbose=0).fit(X)
+        return time.perf_counter() - start
+
+    epoch = (fit_seconds(epochs + 1) - fit_seconds(1)) / epochs
+    return {"epoch_wall": [epoch] * epochs}
+
+
 def training_cases(args):
     images, source = load_fashion(args.fashion_rows if {"fashion", "conv"} & set(args.cases)
                                   else 1)
@@ -199,9 +226,13 @@ def bench_case(case, n_threads, repeats, log):
     if case.get("skorch"):
         contenders["skorch"] = lambda: run_skorch(case, X, template, n_threads, epochs,
                                                   next(seeds))
+        if pyod_installed():
+            contenders["pyod"] = lambda: run_pyod(case, X, n_threads, epochs)
     # Warm-up: lazy imports, allocator pools, the first fused-kernel call.
     run_hand(dict(case, X=X[:512]), X_tensor[:512], template, n_threads, 1, 0)
     run_skae(case, X[:512], n_threads, 1)
+    if "pyod" in contenders:
+        run_pyod(case, X[:512], n_threads, 1)
     runs = {name: [] for name in contenders}
     for repeat in range(repeats):
         # A new random order each repetition: what ran just before biases a timing.
@@ -275,7 +306,8 @@ def main(argv=None):
         title="skae's epoch against a hand-written PyTorch loop and plain skorch",
         notes=("Lower is better. `x best hand loop`: median over repetitions of the paired "
                "ratio contender / the faster hand loop (`reference` in the CSV); `middle "
-               "half`: the quartiles of those ratios, the noise of one ratio."),
+               "half`: the quartiles of those ratios, the noise of one ratio. pyod's epoch "
+               "comes from fits of different lengths (see `run_pyod`)."),
         environment={"data": source, "repeats": args.repeats, "threads": args.threads,
                      "fused_adam": supports_fused(torch.optim.Adam, "cpu"),
                      "seconds": round(time.perf_counter() - started)},

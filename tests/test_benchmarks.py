@@ -216,11 +216,19 @@ def test_fashion_mnist_subset_when_available(tmp_path):
     assert 0 < row["recon_mse"] < 0.08 and row["knn5_acc"] > 0.3
 
 
-def test_bench_speed_writes_one_row_per_contender(tmp_path):
+def _bench_speed_digits(out_dir):
     from benchmarks.bench_speed import main as bench_speed
 
-    rows = bench_speed(["--quick", "--cases", "digits", "--threads", "1", "--repeats", "2",
-                        "--out-dir", str(tmp_path)])
+    return bench_speed(["--quick", "--cases", "digits", "--threads", "1", "--repeats", "1",
+                        "--out-dir", str(out_dir)])
+
+
+def test_bench_speed_writes_one_row_per_contender(tmp_path, monkeypatch):
+    import benchmarks.bench_speed
+
+    # pyod takes seconds to import; test_bench_speed_times_pyod covers it.
+    monkeypatch.setattr(benchmarks.bench_speed, "pyod_installed", lambda: False)
+    rows = _bench_speed_digits(tmp_path)
     assert [r["contender"] for r in rows] == ["hand", "hand gather", "skae", "skorch"]
     reference = next(r for r in rows if r["contender"] == r["reference"])
     assert reference["ratio"] == 1.0 and all(r["ratio"] > 0 for r in rows)
@@ -230,6 +238,14 @@ def test_bench_speed_writes_one_row_per_contender(tmp_path):
     assert len(csv) == 4 and "repeats_epoch_s" not in csv.columns
     markdown = (tmp_path / "speed_quick.md").read_text()
     assert "--cases digits" in markdown and markdown.count("| 1 | digits") == 4
+
+
+@pytest.mark.slow
+def test_bench_speed_times_pyod(tmp_path):
+    pytest.importorskip("pyod")
+    rows = _bench_speed_digits(tmp_path)
+    pyod = next(r for r in rows if r["contender"] == "pyod")
+    assert pyod["epoch_s"] > 0 and pyod["target"] is None
 
 
 def test_write_results_keeps_rows_command_and_machine(tmp_path):
