@@ -303,7 +303,7 @@ def main(argv=None):
             for row in bench_case(case, n_threads, args.repeats, log)]
     write_results(
         args.out_dir, "speed_quick" if args.quick else "speed", rows, markdown(rows),
-        title="skae's epoch against a hand-written PyTorch loop and plain skorch",
+        title="skae's epoch against hand-written PyTorch loops, skorch and pyod",
         notes=("Lower is better. `x best hand loop`: median over repetitions of the paired "
                "ratio contender / the faster hand loop (`reference` in the CSV); `middle "
                "half`: the quartiles of those ratios, the noise of one ratio. pyod's epoch "
