@@ -44,6 +44,8 @@ figures: $(BIN)/.installed
 	$(BIN)/python benchmarks/make_figures.py
 
 bench-speed: $(BIN)/.installed
+	# pyod's AutoEncoder joins the comparison.
+	$(BIN)/python -m pip install --quiet $(TORCH) -e ".[speed-benchmarks]"
 	$(BIN)/python benchmarks/bench_speed.py
 
 bench-allocator: $(BIN)/.installed

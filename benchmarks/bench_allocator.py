@@ -37,7 +37,7 @@ Run::
     python benchmarks/bench_allocator.py            # about 15 minutes on 2 cores
     python benchmarks/bench_allocator.py --quick    # about 4 minutes
 
-It writes ``benchmarks/results/allocator/allocator.{md,json}``.
+It writes ``benchmarks/results/allocator/allocator.{csv,json,md}``.
 """
 
 import argparse
@@ -45,6 +45,7 @@ import json
 import os
 import random
 import resource
+import subprocess
 import sys
 import time
 import warnings
@@ -54,9 +55,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.bench_speed import (  # noqa: E402
-    as_float_rows, environment, load_fashion, median, run_json_child, run_skae,
-)
+from benchmarks.bench_speed import as_float_rows, load_fashion, median, run_skae  # noqa: E402
+from benchmarks.report import markdown_table, write_results  # noqa: E402
 
 THP = {"THP_MEM_ALLOC_ENABLE": "1"}
 GLIBC_KEEP = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
@@ -97,6 +97,14 @@ def child(case_name, n_threads, epochs, conv_rows):
         "page_faults": median(run["epoch_page_faults"][1:] or run["epoch_page_faults"]),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
+
+
+def run_json_child(command, env):
+    """Run ``command`` in a fresh process; return the JSON of its last output line."""
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run_child(args, case_name, n_threads, configuration):
@@ -140,26 +148,13 @@ def bench(args, log):
     return results
 
 
-def markdown(env, results):
-    lines = ["# Allocator settings and CPU training speed", ""]
-    lines += [f"- **{key}**: {value}" for key, value in env.items()]
-    lines += [
-        "", "Each configuration in a fresh process, alternating; `x default`: median "
-        "over repetitions of the paired ratio of epoch times (an epoch after the "
-        "first). Lower is better.", "",
-        "| threads | case | configuration | epoch s | x default | page faults / epoch "
-        "| peak RSS MiB |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['n_threads']} | {r['description']} | {r['configuration']} | "
-            f"{r['epoch_s']:.3f} | {r['ratio_to_default']:.3f} | "
-            f"{r['page_faults_per_epoch']:,.0f} | {r['peak_rss_mib']:.0f} |")
-    lines += ["", "Environments: " + "; ".join(
-        f"{name}: `{' '.join(f'{k}={v}' for k, v in config.items()) or '(none)'}`"
-        for name, config in CONFIGURATIONS.items()), ""]
-    return "\n".join(lines)
+def markdown(results):
+    return markdown_table(
+        ["threads", "case", "configuration", "epoch s", "x default", "page faults / epoch",
+         "peak RSS MiB"],
+        [[str(r["n_threads"]), r["description"], r["configuration"], f"{r['epoch_s']:.3f}",
+          f"{r['ratio_to_default']:.3f}", f"{r['page_faults_per_epoch']:,.0f}",
+          f"{r['peak_rss_mib']:.0f}"] for r in results])
 
 
 def parse_args(argv=None):
@@ -192,18 +187,18 @@ def main(argv=None):
         print(f"[{time.perf_counter() - started:6.0f} s] {message}", flush=True)
 
     _, source = load_fashion(1)
-    env = environment(args, source)
-    env["command"] = " ".join(["python", "benchmarks/bench_allocator.py", *sys.argv[1:]])
-    env["epochs_per_fit"] = args.epochs
     results = bench(args, log)
-    env["seconds"] = round(time.perf_counter() - started)
-    env["load_average_at_end"] = list(os.getloadavg())
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "allocator_quick" if args.quick else "allocator"
-    (args.out_dir / f"{stem}.md").write_text(markdown(env, results))
-    with open(args.out_dir / f"{stem}.json", "w") as file:
-        json.dump({"environment": env, "results": results}, file, indent=1)
-    log(f"wrote {args.out_dir / stem}.md, .json")
+    write_results(
+        args.out_dir, "allocator_quick" if args.quick else "allocator", results,
+        markdown(results), title="Allocator settings and CPU training speed",
+        notes=("Each configuration in a fresh process, alternating; `x default`: median over "
+               "repetitions of the paired ratio of epoch times (an epoch after the first). "
+               "Lower is better. Environments: " + "; ".join(
+                   f"{name}: `{' '.join(f'{k}={v}' for k, v in config.items()) or '(none)'}`"
+                   for name, config in CONFIGURATIONS.items())),
+        environment={"data": source, "epochs_per_fit": args.epochs,
+                     "seconds": round(time.perf_counter() - started)})
+    log(f"wrote {args.out_dir}")
 
 
 if __name__ == "__main__":

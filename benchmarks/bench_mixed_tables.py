@@ -13,7 +13,6 @@ Usage: python -m benchmarks.bench_mixed_tables [--seeds 3] [--max-iter 200]
 """
 
 import argparse
-import json
 import pathlib
 
 import numpy as np
@@ -22,6 +21,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 
+from benchmarks.report import write_results
 from skae import AutoencoderImputer
 
 OUT = pathlib.Path(__file__).parent / "results" / "mixed"
@@ -93,20 +93,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--out-dir", type=pathlib.Path, default=OUT)
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
     results = run(args.seeds, args.max_iter)
-    results.to_csv(OUT / "imputation.csv", index=False)
-    table = results.groupby(["table", "method"])[["rmse", "accuracy"]].mean().unstack("method")
-    (OUT / "imputation.md").write_text(
-        f"# Imputation of masked cells (mean over {args.seeds} seeds)\n\n"
-        f"`python -m benchmarks.bench_mixed_tables --seeds {args.seeds} "
-        f"--max-iter {args.max_iter}`\n\n"
-        "RMSE in training standard deviations (lower is better):\n\n"
-        + table["rmse"].to_markdown(floatfmt=".3f")
-        + "\n\nAccuracy on categorical cells (higher is better):\n\n"
-        + table["accuracy"].to_markdown(floatfmt=".3f") + "\n")
-    (OUT / "run_info.json").write_text(json.dumps(vars(args)))
+    table = results.groupby(["table", "method"], as_index=False)[["rmse", "accuracy"]].mean()
+    write_results(
+        args.out_dir, "imputation", results.to_dict("records"),
+        table.to_markdown(index=False, floatfmt=".3f"),
+        title=f"Imputation of masked cells (mean over {args.seeds} seeds)",
+        notes=("`rmse`: on masked numeric cells, in training standard deviations (lower is "
+               "better); `accuracy`: on masked categorical cells (higher is better; nan "
+               "where a table has none)."),
+        environment={"seeds": args.seeds, "max_iter": args.max_iter})
 
 
 if __name__ == "__main__":

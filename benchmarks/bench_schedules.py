@@ -9,7 +9,6 @@ Usage: ``python -m benchmarks.bench_schedules [--seeds 2] [--max-iter 100]``
 """
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
@@ -21,6 +20,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from benchmarks.report import write_results
 from skae import AutoencoderTransformer
 from skae._base import LEARNING_RATES
 
@@ -36,6 +36,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument("--out-dir", type=Path, default=OUT)
     args = parser.parse_args()
     rows = []
     for name, loader in DATASETS.items():
@@ -59,14 +60,13 @@ def main():
                                  epochs=model.n_iter_, seconds=time.perf_counter() - start))
                 print(rows[-1], flush=True)
     frame = pd.DataFrame(rows)
-    OUT.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(OUT / "schedules.csv", index=False)
-    table = frame.groupby(["dataset", "schedule"])[["test_mse_vs_pca", "epochs"]].mean()
-    (OUT / "schedules.md").write_text(
-        "Test MSE / PCA's (lower is better), mean over seeds; epochs run.\n\n"
-        f"Command: python -m benchmarks.bench_schedules --seeds {args.seeds} "
-        f"--max-iter {args.max_iter}\n\n" + table.round(3).to_markdown() + "\n")
-    (OUT / "run_info.json").write_text(json.dumps(vars(args)))
+    table = frame.groupby(["dataset", "schedule"], as_index=False)[
+        ["test_mse_vs_pca", "epochs"]].mean()
+    write_results(
+        args.out_dir, "schedules", rows, table.round(3).to_markdown(index=False),
+        title="Learning-rate schedules", n_threads=1,
+        notes="Test MSE / PCA's (lower is better) and epochs run, means over seeds.",
+        environment={"seeds": args.seeds, "max_iter": args.max_iter})
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ hits both alike: the previous construction (``torch.random.fork_rng`` and
 ``torch.manual_seed``) against the new one, and ``torch.nn.Dropout`` against
 ``SeededDropout``. It reports the median per-epoch time of each and their ratio.
 
-    python benchmarks/bench_thread_safety.py [--repeats 7] [--out-dir DIR]
+    python -m benchmarks.bench_thread_safety [--repeats 7] [--out-dir DIR]
 """
 
 import argparse
 import contextlib
-import json
 import statistics
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from skae import AutoencoderTransformer
 from skae._modules import SeededDropout
 
 from benchmarks.data import load_fashion_mnist
+from benchmarks.report import markdown_table, write_results
 
 
 @contextlib.contextmanager
@@ -69,18 +69,17 @@ def main():
         medians = {name: statistics.median(values) for name, values in times.items()}
         rows.append({"dropout": dropout, **{f"{k} s/epoch": v for k, v in medians.items()},
                      "ratio": medians["owned generators"] / medians["previous"]})
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "thread_safety.json").write_text(json.dumps(
-        {"rows": args.rows, "repeats": args.repeats, "threads": torch.get_num_threads(),
-         "results": rows}, indent=2))
-    lines = [f"Fashion-MNIST, {args.rows} rows, n_components=16, 3 epochs, median of "
-             f"{args.repeats} interleaved fits each, {torch.get_num_threads()} threads.", "",
-             "| dropout | previous s/epoch | owned generators s/epoch | ratio |",
-             "|---:|---:|---:|---:|"]
-    lines += [f"| {r['dropout']} | {r['previous s/epoch']:.3f} | "
-              f"{r['owned generators s/epoch']:.3f} | {r['ratio']:.3f} |" for r in rows]
-    (args.out_dir / "thread_safety.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = markdown_table(
+        ["dropout", "previous s/epoch", "owned generators s/epoch", "ratio"],
+        [[str(r["dropout"]), f"{r['previous s/epoch']:.3f}",
+          f"{r['owned generators s/epoch']:.3f}", f"{r['ratio']:.3f}"] for r in rows])
+    write_results(
+        args.out_dir, "thread_safety", rows, table, title="Fit-owned generators: epoch time",
+        notes=(f"Fashion-MNIST, {args.rows} rows, n_components=16, 3 epochs, median of "
+               f"{args.repeats} interleaved fits each."),
+        n_threads=torch.get_num_threads(), environment={"rows": args.rows,
+                                                        "repeats": args.repeats})
+    print(table)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,22 @@
-"""Turn the suite's rows into a summary, markdown, goals, a CSV and PNG plots."""
+"""Turn the suite's rows into a summary, markdown, goals, a CSV and PNG plots.
+
+:func:`write_results` is the report writer of the standalone ``bench_*.py``
+scripts: CSV and JSON rows plus one markdown table, with the command line and
+the machine.
+"""
 
 import json
 import math
+import os
+import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from . import metrics, profiles
+from .environment import describe_environment
 from .goals import check_goals
 
 KEYS = ["dataset", "method", "n_components"]
@@ -268,3 +277,61 @@ def write_all(frame, codes, environment, profile, method_list, skipped, output_d
     return Results(frame=frame, summary=summary, goals=goals, markdown=markdown,
                    output_dir=output_dir, skipped=skipped, environment=environment)
 
+
+
+def command_line(script=None, argv=None):
+    """The command running now as one would type it, or ``script`` run with ``argv``."""
+    if argv is None:
+        return shlex.join(["python", *sys.orig_argv[1:]])
+    return shlex.join(["python", script, *argv])
+
+
+def write_results(output_dir, name, rows, table, *, title, notes="", n_threads=None,
+                  environment=None, command=None):
+    """Write a standalone benchmark's ``name.csv``, ``name.json`` and ``name.md``.
+
+    Parameters
+    ----------
+    output_dir : path
+        Folder for the three files, created if needed.
+    name : str
+        Stem of the file names.
+    rows : list of dict
+        One per measurement; the JSON keeps them whole, the CSV keeps the
+        columns of plain values (lists such as per-repetition times stay in the
+        JSON).
+    table : str
+        The one markdown table of the report.
+    title, notes : str
+        The report's heading, and what to read the table with (markdown).
+    n_threads : int or None
+        torch threads of the run, for the environment.
+    environment : dict or None
+        Entries added to :func:`~benchmarks.environment.describe_environment`'s.
+    command : str or None
+        The command that made the results; None: this process's command line.
+
+    Returns
+    -------
+    environment : dict
+        What the report says the run ran on.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    environment = {**describe_environment(n_threads, command or command_line()),
+                   "load_average": [round(load, 2) for load in os.getloadavg()],
+                   **(environment or {})}
+    frame = pd.DataFrame(rows)
+    plain = [column for column in frame.columns
+             if not frame[column].map(lambda v: isinstance(v, (list, dict, tuple))).any()]
+    frame[plain].to_csv(output_dir / f"{name}.csv", index=False)
+    (output_dir / f"{name}.json").write_text(
+        json.dumps({"environment": environment, "rows": rows}, indent=1, default=str) + "\n")
+    lines = [f"# {title}", "", f"`{environment['command']}` at {environment['git_commit']}",
+             "", table, ""]
+    if notes:
+        lines += [notes, ""]
+    lines += ["Environment: " + "; ".join(f"{key} {value}" for key, value in environment.items()
+                                          if key not in ("command", "git_commit")), ""]
+    (output_dir / f"{name}.md").write_text("\n".join(lines))
+    return environment

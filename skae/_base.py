@@ -30,6 +30,7 @@ from sklearn.utils.validation import (
     _check_sample_weight, check_array, check_is_fitted, validate_data,
 )
 from skorch.callbacks import Callback, PrintLog
+from skorch.history import History
 
 from .callbacks import EstimatorCheckpoint
 from ._data import (SAMPLE_ROWS, ArrayDataset, ChunkedDataset, FractionSplit,
@@ -424,6 +425,32 @@ def _check_positive_ints(name, value, allow_empty):
         need = "a tuple of positive ints" + ("" if allow_empty else " (at least one)")
         raise ValueError(f"{name}={value!r} must be {need}, e.g. (128, 64).")
     return values
+
+
+@contextmanager
+def _buildable():
+    """Turn a failure to build a saved network into a ValueError that says so."""
+    try:
+        yield
+    except Exception as exc:
+        raise ValueError(
+            "the saved parameters and attributes do not describe a network skae "
+            f"can build ({type(exc).__name__}: {exc})."
+        ) from None
+
+
+def _check_resolved_params(params, attributes):
+    """A learned value that a parameter fixes must agree with it (e.g. the MLP's widths)."""
+    for param, attribute in (("hidden_layer_sizes", "hidden_layer_sizes_"),
+                             ("batch_size", "batch_size_"), ("n_components", "n_components_")):
+        value, learned = params.get(param, "auto"), attributes.get(attribute)
+        if value == "auto" or learned is None or isinstance(value, float):
+            continue
+        if (tuple(value) if isinstance(value, (tuple, list)) else value) != learned:
+            raise ValueError(
+                f"inconsistent attributes: {attribute}={learned!r} disagrees with "
+                f"{param}={value!r}."
+            )
 
 
 class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -1533,9 +1560,92 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         >>> np.array_equal(loaded.transform(X), vae.transform(X))
         True
         """
-        from ._io import save
+        if self._save_file is None:
+            raise RuntimeError("est.save needs skae imported as a package: import skae.")
+        self._save_file(path)
 
-        save(self, path)
+    # ------------------------------------------------------------------
+    # Persistence: the interface skae._io saves and loads through
+    # ------------------------------------------------------------------
+    # skae/__init__.py sets this to skae._io.save (called as a method), so
+    # that the estimators import nothing of the file format.
+    _save_file = None
+
+    def _get_persistent_state(self):
+        """The fitted estimator as parameters, learned attributes, history and tensors.
+
+        Returns
+        -------
+        state : dict
+            ``"params"``: ``get_params(deep=False)``; ``"attributes"``: every
+            learned and private attribute but ``net_``; ``"history"``: the
+            rows of ``net_.history``.
+        tensors : dict of str to torch.Tensor
+            The network's ``state_dict``, copied to the CPU.
+        """
+        check_is_fitted(self)
+        params = self.get_params(deep=False)
+        attributes = {name: value for name, value in vars(self).items()
+                      if name not in params and name != "net_"}
+        tensors = {name: tensor.detach().to("cpu", copy=True).contiguous()
+                   for name, tensor in self.net_.module_.state_dict().items()}
+        return {"params": params, "attributes": attributes,
+                "history": list(self.net_.history)}, tensors
+
+    @classmethod
+    def _from_persistent_state(cls, state, read_tensors, device):
+        """Rebuild a fitted estimator from what :meth:`_get_persistent_state` gave.
+
+        Parameters
+        ----------
+        state : dict
+            ``"params"``, ``"attributes"`` and ``"history"`` as
+            :meth:`_get_persistent_state` returns them; the caller has checked
+            the attribute names.
+        read_tensors : callable
+            Called with the ``state_dict`` of the network built on the "meta"
+            device, where nothing is allocated, so that the caller checks the
+            saved tensors against it before reading them; returns the tensors.
+        device : str
+            torch device for the network.
+
+        Returns
+        -------
+        estimator : _BaseAutoencoder
+            The fitted estimator, its network in eval mode.
+
+        Raises
+        ------
+        ValueError
+            If the parameters are invalid, disagree with the learned
+            attributes, or do not describe a network that takes the tensors.
+        """
+        estimator = cls(**state["params"])
+        try:
+            estimator._validate_params()
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"invalid parameters: {exc}") from None
+        _check_resolved_params(state["params"], state["attributes"])
+        vars(estimator).update(state["attributes"])
+        with _buildable():
+            with torch.device("meta"):
+                template = estimator._build_module().state_dict()
+        tensors = read_tensors(template)
+        # The initial weights, replaced by the saved ones, are drawn from a
+        # generator of their own, so loading leaves torch's random state alone.
+        with _buildable():
+            with seeded_torch(0):
+                module = estimator._build_module()
+            net = estimator._build_net(module, 0, 0, device)
+            net.initialize()
+        try:
+            net.module_.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"the weights do not fit the network: {exc}") from None
+        net.history = History(state["history"])
+        net.module_.eval()
+        estimator.net_ = net
+        return estimator
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -16,10 +16,14 @@ instead:
   entries).
 
 Loading reads only JSON and tensors: it creates the estimator from the saved
-parameters, rebuilds the network with the estimator's own
-``_build_module``, checks every tensor's name, shape and dtype against it
-before reading any tensor data, and loads the weights strictly. A file that
-does not match gets a ``ValueError``.
+parameters, rebuilds the network, checks every tensor's name, shape and dtype
+against it before reading any tensor data, and loads the weights strictly. A
+file that does not match gets a ``ValueError``.
+
+This module knows the estimators only through two methods of their base class,
+``_get_persistent_state`` and ``_from_persistent_state``, and through the
+classes that ``skae/__init__.py`` registers with :func:`register_estimator`;
+it imports none of them, so the imports run one way.
 """
 
 import json
@@ -32,10 +36,8 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted
-from skorch.history import History
 
-from ._runtime import resolve_device, seeded_torch
+from ._runtime import resolve_device
 
 FORMAT_NAME = "skae.model"
 # Bump when the layout changes so that older skae versions refuse newer files.
@@ -67,12 +69,14 @@ def _import_safetensors():
     return safetensors
 
 
-def _estimator_classes():
-    from ._autoencoder import AutoencoderTransformer, DenoisingAutoencoder
-    from ._vae import VAETransformer
+# The classes save and load accept, by name; skae/__init__.py fills it.
+_ESTIMATORS = {}
 
-    return {cls.__name__: cls for cls in
-            (AutoencoderTransformer, DenoisingAutoencoder, VAETransformer)}
+
+def register_estimator(cls):
+    """Let :func:`save` and :func:`load` handle ``cls``, a subclass of skae's base."""
+    _ESTIMATORS[cls.__name__] = cls
+    return cls
 
 
 def _skae_version():
@@ -166,15 +170,10 @@ def _decode_array(content):
 # ----------------------------------------------------------------------
 # Saving
 # ----------------------------------------------------------------------
-def _learned_attributes(estimator, param_names):
-    skipped = set(param_names) | {"net_"}
-    return {name: value for name, value in vars(estimator).items() if name not in skipped}
-
-
-def _epoch_history(net):
+def _epoch_history(history):
     """Per-epoch history rows, keeping plain values and dropping per-batch entries."""
     rows = []
-    for row in net.history:
+    for row in history:
         rows.append({
             key: value for key, value in row.items()
             if key != "batches" and (value is None or isinstance(value, (bool, str, Real)))
@@ -200,23 +199,22 @@ def save(estimator, path):
         If a parameter or attribute cannot be written as JSON.
     """
     safetensors = _import_safetensors()
-    classes = _estimator_classes()
+    classes = _ESTIMATORS
     class_name = type(estimator).__name__
     if classes.get(class_name) is not type(estimator):
         raise TypeError(
             f"save supports {sorted(classes)}, not {type(estimator).__qualname__}; "
             "pickle or joblib.dump other estimators (and load only trusted pickles)."
         )
-    check_is_fitted(estimator)
-    if getattr(estimator, "_table", None) is not None:
+    state, tensors = estimator._get_persistent_state()
+    if state["attributes"].get("_table") is not None:
         raise TypeError(
             f"This {class_name} was fitted on a mixed table, whose encoding (scikit-learn "
             "transformers) safetensors cannot hold; pickle or joblib.dump it instead "
             "(and load only trusted pickles)."
         )
-    params = estimator.get_params(deep=False)
     encoded_params = {}
-    for name, value in params.items():
+    for name, value in state["params"].items():
         try:
             encoded_params[name] = _encode(value, name)
         except TypeError as exc:
@@ -225,7 +223,7 @@ def save(estimator, path):
                 f"set_params({name}=...) first, or use pickle/joblib instead."
             ) from None
     encoded_attributes = {}
-    for name, value in _learned_attributes(estimator, params).items():
+    for name, value in state["attributes"].items():
         try:
             encoded_attributes[name] = _encode(value, name)
         except TypeError as exc:
@@ -238,10 +236,8 @@ def save(estimator, path):
         "estimator": class_name,
         "params": encoded_params,
         "attributes": encoded_attributes,
-        "history": [_encode(row, "history") for row in _epoch_history(estimator.net_)],
+        "history": [_encode(row, "history") for row in _epoch_history(state["history"])],
     }
-    tensors = {name: tensor.detach().to("cpu", copy=True).contiguous()
-               for name, tensor in estimator.net_.module_.state_dict().items()}
     payload = safetensors.torch.save(
         tensors, metadata={METADATA_KEY: json.dumps(config, allow_nan=False)})
     _write_atomically(os.fspath(path), payload)
@@ -322,14 +318,19 @@ def load(path, device=None):
         raise ValueError(f"{path!r} is not a readable safetensors file: {exc}.") from exc
     with handle as file:
         config = _read_config(file.metadata(), path)
-        estimator = _rebuild_estimator(config, path)
-        module = _build_module(estimator, path, device="meta")
-        expected = module.state_dict()
-        _check_tensor_headers(file, expected, path)
-        tensors = {name: file.get_tensor(name) for name in expected}
-    _check_tensor_values(tensors, expected, path)
-    estimator.net_ = _build_net(estimator, tensors, config["history"], device, path)
-    return estimator
+        cls, state = _read_state(config, path)
+        device = _resolve_load_device(cls, state["params"], device, path)
+
+        def read_tensors(expected):
+            _check_tensor_headers(file, expected)
+            tensors = {name: file.get_tensor(name) for name in expected}
+            _check_tensor_values(tensors, expected)
+            return tensors
+
+        try:
+            return cls._from_persistent_state(state, read_tensors, device)
+        except ValueError as exc:
+            raise ValueError(f"{path!r}: {exc}") from None
 
 
 def _read_config(metadata, path):
@@ -390,8 +391,9 @@ def _check_versions(config, path):
         )
 
 
-def _rebuild_estimator(config, path):
-    classes = _estimator_classes()
+def _read_state(config, path):
+    """The estimator class and its decoded, checked parameters, attributes and history."""
+    classes = _ESTIMATORS
     class_name = config["estimator"]
     if class_name not in classes:
         raise ValueError(
@@ -415,29 +417,15 @@ def _rebuild_estimator(config, path):
             f"{path!r} gives {class_name} unknown parameters {unknown}; it may come "
             "from another skae version."
         )
-    estimator = cls(**params)
-    try:
-        estimator._validate_params()
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path!r} holds invalid parameters: {exc}") from None
     _check_attributes(cls, attributes, param_names, path)
-    _check_resolved_params(params, attributes, path)
-    vars(estimator).update(attributes)
-    return estimator
-
-
-def _check_resolved_params(params, attributes, path):
-    """A learned value that a parameter fixes must agree with it (e.g. the MLP's widths)."""
-    for param, attribute in (("hidden_layer_sizes", "hidden_layer_sizes_"),
-                             ("batch_size", "batch_size_"), ("n_components", "n_components_")):
-        value, learned = params.get(param, "auto"), attributes.get(attribute)
-        if value == "auto" or learned is None or isinstance(value, float):
-            continue
-        if (tuple(value) if isinstance(value, (tuple, list)) else value) != learned:
-            raise ValueError(
-                f"{path!r} holds inconsistent attributes: {attribute}={learned!r} "
-                f"disagrees with {param}={value!r}."
-            )
+    history = config["history"]
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise ValueError(f"{path!r}: 'history' must be a list of JSON objects.")
+    try:
+        history = [_decode(row) for row in history]
+    except ValueError as exc:
+        raise ValueError(f"{path!r} holds a malformed history: {exc}.") from None
+    return cls, {"params": params, "attributes": attributes, "history": history}
 
 
 def _upgrade_version_0_1(params, attributes):
@@ -503,29 +491,13 @@ def _check_attributes(cls, attributes, param_names, path):
         raise ValueError(f"{path!r} holds inconsistent attributes: {'; '.join(problems)}.")
 
 
-def _build_module(estimator, path, device):
-    """The estimator's module, built by its own ``_build_module`` on ``device``.
-
-    On the "meta" device nothing is allocated, so a file claiming a huge
-    network costs nothing before its tensors are checked.
-    """
-    try:
-        with torch.device(device):
-            return estimator._build_module()
-    except Exception as exc:
-        raise ValueError(
-            f"{path!r}: the saved parameters and attributes do not describe a "
-            f"network skae can build ({type(exc).__name__}: {exc})."
-        ) from None
-
-
-def _check_tensor_headers(file, expected, path):
+def _check_tensor_headers(file, expected):
     names = set(file.keys())
     missing = sorted(set(expected) - names)
     unexpected = sorted(names - set(expected))
     if missing or unexpected:
         raise ValueError(
-            f"{path!r} holds weights of another architecture: missing tensors "
+            "the file holds weights of another architecture: missing tensors "
             f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected tensors "
             f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}."
         )
@@ -533,60 +505,33 @@ def _check_tensor_headers(file, expected, path):
         shape = tuple(file.get_slice(name).get_shape())
         if shape != tuple(reference.shape):
             raise ValueError(
-                f"{path!r}: tensor {name!r} has shape {shape} but the network built "
+                f"tensor {name!r} has shape {shape} but the network built "
                 f"from the saved parameters needs {tuple(reference.shape)}."
             )
 
 
-def _check_tensor_values(tensors, expected, path):
+def _check_tensor_values(tensors, expected):
     for name, reference in expected.items():
         tensor = tensors[name]
         if tensor.dtype != reference.dtype:
             raise ValueError(
-                f"{path!r}: tensor {name!r} has dtype {tensor.dtype} but the network "
+                f"tensor {name!r} has dtype {tensor.dtype} but the network "
                 f"needs {reference.dtype}."
             )
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise ValueError(f"{path!r}: tensor {name!r} holds NaN or infinite values.")
+            raise ValueError(f"tensor {name!r} holds NaN or infinite values.")
 
 
-def _resolve_load_device(estimator, device, path):
+def _resolve_load_device(cls, params, device, path):
     if device is not None:
         return resolve_device(device)
+    saved = params.get("device", cls().device)
     try:
-        return resolve_device(estimator.device)
+        return resolve_device(saved)
     except ValueError:
         warnings.warn(
-            f"{path!r} was saved with device={estimator.device!r}, which is not "
+            f"{path!r} was saved with device={saved!r}, which is not "
             "available here; loading on the CPU.",
             UserWarning,
         )
         return "cpu"
-
-
-def _build_net(estimator, tensors, history, device, path):
-    device = _resolve_load_device(estimator, device, path)
-    # The initial weights, replaced by the saved ones, are drawn from a
-    # generator of their own, so loading leaves torch's random state alone.
-    try:
-        with seeded_torch(0):
-            module = estimator._build_module()
-        net = estimator._build_net(module, 0, 0, device)
-        net.initialize()
-    except Exception as exc:
-        raise ValueError(
-            f"{path!r}: the saved parameters and attributes do not describe a "
-            f"network skae can build ({type(exc).__name__}: {exc})."
-        ) from None
-    try:
-        net.module_.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path!r}: the weights do not fit the network: {exc}") from None
-    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
-        raise ValueError(f"{path!r}: 'history' must be a list of JSON objects.")
-    try:
-        net.history = History([_decode(row) for row in history])
-    except ValueError as exc:
-        raise ValueError(f"{path!r} holds a malformed history: {exc}.") from None
-    net.module_.eval()
-    return net

@@ -214,3 +214,53 @@ def test_fashion_mnist_subset_when_available(tmp_path):
     # Two principal components of [0, 1] pixels: a reconstruction error well below
     # the pixels' variance (about 0.1) and class structure above chance.
     assert 0 < row["recon_mse"] < 0.08 and row["knn5_acc"] > 0.3
+
+
+def _bench_speed_digits(out_dir):
+    from benchmarks.bench_speed import main as bench_speed
+
+    return bench_speed(["--quick", "--cases", "digits", "--threads", "1", "--repeats", "1",
+                        "--out-dir", str(out_dir)])
+
+
+def test_bench_speed_writes_one_row_per_contender(tmp_path, monkeypatch):
+    import benchmarks.bench_speed
+
+    # pyod takes seconds to import; test_bench_speed_times_pyod covers it.
+    monkeypatch.setattr(benchmarks.bench_speed, "pyod_installed", lambda: False)
+    rows = _bench_speed_digits(tmp_path)
+    assert [r["contender"] for r in rows] == ["hand", "hand gather", "skae", "skorch"]
+    reference = next(r for r in rows if r["contender"] == r["reference"])
+    assert reference["ratio"] == 1.0 and all(r["ratio"] > 0 for r in rows)
+    skae_row = next(r for r in rows if r["contender"] == "skae")
+    assert skae_row["target"] == 1.25 and isinstance(skae_row["meets_target"], bool)
+    csv = pd.read_csv(tmp_path / "speed_quick.csv")
+    assert len(csv) == 4 and "repeats_epoch_s" not in csv.columns
+    markdown = (tmp_path / "speed_quick.md").read_text()
+    assert "--cases digits" in markdown and markdown.count("| 1 | digits") == 4
+
+
+@pytest.mark.slow
+def test_bench_speed_times_pyod(tmp_path):
+    pytest.importorskip("pyod")
+    rows = _bench_speed_digits(tmp_path)
+    pyod = next(r for r in rows if r["contender"] == "pyod")
+    assert pyod["epoch_s"] > 0 and pyod["target"] is None
+
+
+def test_write_results_keeps_rows_command_and_machine(tmp_path):
+    import json
+
+    from benchmarks.report import markdown_table, write_results
+
+    rows = [{"method": "a", "score": 0.5, "repeats": [1, 2]}, {"method": "b", "score": 0.25,
+                                                                "repeats": [3]}]
+    table = markdown_table(["method", "score"], [[r["method"], str(r["score"])] for r in rows])
+    environment = write_results(tmp_path / "out", "demo", rows, table, title="Demo",
+                                notes="Lower is better.", environment={"seeds": 2})
+    report = json.loads((tmp_path / "out" / "demo.json").read_text())
+    assert report["rows"] == rows and report["environment"]["seeds"] == 2
+    assert list(pd.read_csv(tmp_path / "out" / "demo.csv").columns) == ["method", "score"]
+    markdown = (tmp_path / "out" / "demo.md").read_text()
+    assert markdown.startswith("# Demo") and table in markdown and "Lower is better." in markdown
+    assert environment["command"].startswith("python ") and environment["cpu"] in markdown

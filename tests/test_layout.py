@@ -55,6 +55,67 @@ def test_import_check_catches_a_cycle(tmp_path):
     assert result.returncode == 1 and "cyclic.a" in result.stdout
 
 
+def _imported_modules(path, package):
+    """The package's modules that ``path`` imports, at module level or inside functions."""
+    import ast
+
+    names = {p.stem for p in path.parent.glob("*.py")} - {"__init__"}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names
+                         if alias.name.startswith(package + "."))
+        elif isinstance(node, ast.ImportFrom):
+            base = package if node.level else node.module or ""
+            if node.level and node.module:
+                base = f"{package}.{node.module}"
+            if base == package:
+                # ``from . import name`` reaches a submodule, or the package's
+                # own attributes such as __version__, which are not a cycle.
+                found.update(f"{package}.{alias.name}" for alias in node.names
+                             if alias.name in names)
+            elif base.startswith(package + "."):
+                found.add(base)
+    return found
+
+
+def _import_cycle(folder, package):
+    """One import cycle among the package's modules (lazy imports included), or None."""
+    graph = {f"{package}.{p.stem}": _imported_modules(p, package)
+             for p in sorted(folder.glob("*.py")) if p.stem != "__init__"}
+    state = {}
+
+    def visit(module, trail):
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                return trail[trail.index(target):] + [target]
+            if target not in state and (cycle := visit(target, trail + [target])):
+                return cycle
+        state[module] = "done"
+        return None
+
+    for module in graph:
+        if module not in state and (cycle := visit(module, [module])):
+            return cycle
+    return None
+
+
+def test_no_import_cycle_even_through_lazy_imports():
+    cycle = _import_cycle(PACKAGE, "skae")
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_lazy_import_cycle_is_caught(tmp_path):
+    (tmp_path / "__init__.py").write_text("")
+    (tmp_path / "a.py").write_text("from .b import B\nA = 1\n")
+    (tmp_path / "b.py").write_text("def f():\n    from .a import A\n    return A\n")
+    (tmp_path / "c.py").write_text("from . import __version__, a\n")
+    assert _import_cycle(tmp_path, "pkg") == ["pkg.a", "pkg.b", "pkg.a"]
+    (tmp_path / "b.py").write_text("def f():\n    from . import __version__\n")
+    assert _import_cycle(tmp_path, "pkg") is None
+
+
 def _comments_and_docstrings(path):
     import ast
     import io
