@@ -27,7 +27,7 @@ from sklearn.utils import check_random_state
 from sklearn.decomposition import PCA
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight, check_array, check_is_fitted, validate_data,
+    _check_sample_weight, _get_feature_names, check_array, check_is_fitted, validate_data,
 )
 from skorch.callbacks import Callback, PrintLog
 from skorch.history import History
@@ -676,8 +676,14 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             values = check_array(X, ensure_all_finite="allow-nan", dtype=None,
                                  input_name="X")
             frame = pd.DataFrame(values, columns=[f"x{i}" for i in range(values.shape[1])])
-        elif reset:
-            self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        else:
+            # scikit-learn's rule: names only when all are strings (mixed types raise).
+            names = _get_feature_names(frame)
+            if len(frame) == 0:
+                raise ValueError(f"Found array with 0 sample(s) (shape={frame.shape}) while "
+                                 "a minimum of 1 is required.")
+            if reset and names is not None:
+                self.feature_names_in_ = names
         if reset:
             self.n_features_in_ = frame.shape[1]
             self._table_kind = ("polars" if _is_polars(X) else "pandas"
@@ -1124,6 +1130,13 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 "and partial_fit continue training; restore them, or fit anew with "
                 "warm_start=False."
             )
+        schedule = (fitted or {}).get("learning_rate")
+        if schedule is not None and schedule != self.learning_rate:
+            raise ValueError(
+                f"learning_rate={self.learning_rate!r} (fitted with {schedule!r}): "
+                "warm_start and partial_fit continue the schedule of the fit; restore "
+                "it, or fit anew with warm_start=False."
+            )
 
     # Subclasses add the parameters of their modules.
     _structural_parameters = STRUCTURAL_PARAMETERS
@@ -1216,7 +1229,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                     net.partial_fit(dataset, epochs=1)
                 else:
                     net.fit(dataset)
-        self._structure = {name: getattr(self, name) for name in self._structural_parameters}
+        self._structure = {name: getattr(self, name)
+                           for name in (*self._structural_parameters, "learning_rate")}
         self._set_training_results(net, warn=not partial)
         self._code_range = self._training_code_range(X)
 

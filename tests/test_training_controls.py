@@ -335,3 +335,11 @@ def test_progress_bar_in_a_notebook_without_ipywidgets(X, monkeypatch):
     gc.collect()
     model = _quiet_fit(AutoencoderTransformer(max_iter=1, verbose=2, **SMALL), X)
     assert model.n_iter_ == 1
+
+
+def test_warm_start_refuses_a_new_schedule(X):
+    model = _quiet_fit(AutoencoderTransformer(max_iter=1, learning_rate="cyclic", **SMALL), X)
+    with pytest.raises(ValueError, match="learning_rate='cosine' \\(fitted with 'cyclic'\\)"):
+        model.set_params(warm_start=True, learning_rate="cosine").fit(X)
+    with pytest.raises(ValueError, match="continue the schedule"):
+        model.partial_fit(X)
