@@ -30,7 +30,13 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
 root_doc = "index"
 
 autosummary_generate = True
-autodoc_default_options = {"members": True}
+# scikit-learn generates the set_*_request methods of metadata routing; their
+# docstrings point into its own glossary, which this site does not have.
+autodoc_default_options = {
+    "members": True,
+    "exclude-members": ",".join(f"set_{method}_request" for method in (
+        "fit", "partial_fit", "score", "transform", "inverse_transform")),
+}
 # numpydoc lists the methods itself; autosummary's class template lists none.
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

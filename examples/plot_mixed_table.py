@@ -1,11 +1,12 @@
 """
-Imputing a mixed table with AutoencoderImputer
-==============================================
+Imputing and encoding a mixed table
+===================================
 
 vega_datasets' ``cars`` table has numeric columns with missing values and a
 categorical ``Origin``. We hide 20% of the observed cells of held-out rows,
 fill them with :class:`skae.AutoencoderImputer` and with scikit-learn's
-:class:`~sklearn.impute.SimpleImputer`, and compare the errors.
+:class:`~sklearn.impute.SimpleImputer`, and compare the errors; then we
+learn 2-D codes of the table as it is.
 """
 
 import matplotlib.pyplot as plt
@@ -47,3 +48,24 @@ print(errors)
 plt.bar(list(errors), list(errors.values()))
 plt.ylabel("RMSE on hidden numeric cells (standard deviations)")
 plt.show()
+
+# %%
+# Features of the same table: every skae estimator takes the frame as it is
+# (missing cells and the string column included), so a 2-D code needs no
+# preprocessing. Origin is left out so that the map is not told it.
+from skae import AutoencoderTransformer
+
+features = cars.drop(columns=["Origin"])
+ae = AutoencoderTransformer(n_components=2, random_state=0).fit(features)
+codes = ae.transform(features)
+for origin in cars["Origin"].unique():
+    rows = (cars["Origin"] == origin).to_numpy()
+    plt.scatter(codes[rows, 0], codes[rows, 1], s=8, label=origin)
+plt.legend()
+plt.title("2-D codes of cars, missing cells and all")
+plt.show()
+
+# %%
+# ``reconstruct`` gives a frame of the same columns and dtypes back, every
+# missing cell filled.
+print(ae.reconstruct(features).head())

@@ -286,14 +286,21 @@ class ChunkedDataset(torch.utils.data.Dataset):
 
     def read(self, chunks):
         """ndarray of the rows of ``chunks``, in their order, in X's dtype."""
-        parts = [self.X[start:stop] for start, stop in chunks]
+        # float64 on disk becomes float32 here, one group at a time.
+        dtype = np.uint8 if self.X.dtype == np.uint8 else np.float32
         if hasattr(self.X, "dask"):
             import dask
 
-            parts = dask.compute(*parts)
-        # float64 on disk becomes float32 here, one group at a time.
-        dtype = np.uint8 if self.X.dtype == np.uint8 else np.float32
-        return np.concatenate([np.asarray(p, dtype=dtype) for p in parts])
+            parts = dask.compute(*[self.X[start:stop] for start, stop in chunks])
+            return np.concatenate([np.asarray(p, dtype=dtype) for p in parts])
+        # Chunk by chunk into one buffer: at most one chunk is held twice.
+        rows = np.empty((sum(stop - start for start, stop in chunks), self.X.shape[1]),
+                        dtype=dtype)
+        position = 0
+        for start, stop in chunks:
+            rows[position:position + stop - start] = self.X[start:stop]
+            position += stop - start
+        return rows
 
     def read_extras(self, chunks):
         """The extras of the rows :meth:`read` returns for ``chunks``, or None."""
@@ -377,32 +384,38 @@ class ChunkIterator(BatchIterator):
         order = (torch.randperm(len(dataset.chunks), generator=self.generator).numpy()
                  if self.shuffle else None)
         groups = iter(dataset.groups(order))
-        n_batches, left = len(self), None
+        n_batches = len(self)
 
         def read(group):
             return dataset.read(group), dataset.read_extras(group)
 
+        def take(rows, extras, positions):
+            return rows[positions], extras and {k: v[positions] for k, v in extras.items()}
+
+        # Batches are consecutive slices of the groups' rows, each group's in
+        # its own permutation; rows are gathered batch by batch, so a group is
+        # never copied whole. Rows left at a group's end start the next batch.
+        left = None
         with ThreadPoolExecutor(max_workers=1) as reader:
             pending = reader.submit(read, next(groups))
-            while pending is not None:
+            while pending is not None and n_batches > 0:
                 rows, extras = pending.result()
                 group = next(groups, None)
                 pending = None if group is None else reader.submit(read, group)
-                if self.shuffle:
-                    permutation = torch.randperm(len(rows), generator=self.generator).numpy()
-                    rows = rows[permutation]
-                    extras = extras and {k: v[permutation] for k, v in extras.items()}
-                if left is not None:
-                    rows = np.concatenate([left[0], rows])
-                    extras = extras and {k: np.concatenate([left[1][k], v])
-                                         for k, v in extras.items()}
-                n_full = len(rows) // size * size if pending is not None else len(rows)
-                for start in range(0, n_full, size):
-                    if n_batches == 0:
-                        return
+                permutation = (torch.randperm(len(rows), generator=self.generator).numpy()
+                               if self.shuffle else np.arange(len(rows)))
+                start = 0
+                while start < len(rows) and n_batches > 0:
+                    need = size - (0 if left is None else len(left[0]))
+                    part = take(rows, extras, permutation[start:start + need])
+                    start += need
+                    if left is not None:
+                        part = (np.concatenate([left[0], part[0]]), part[1] and {
+                            k: np.concatenate([left[1][k], v]) for k, v in part[1].items()})
+                        left = None
+                    if len(part[0]) < size and pending is not None:
+                        left = part  # completed by the next group's rows
+                        break
                     n_batches -= 1
-                    yield (rows_to_tensor(rows[start:start + size], dataset.sample_shape),
-                           extras and {k: torch.from_numpy(v[start:start + size])
-                                       for k, v in extras.items()})
-                left = ((rows[n_full:], extras and {k: v[n_full:] for k, v in extras.items()})
-                        if n_full < len(rows) else None)
+                    yield (rows_to_tensor(part[0], dataset.sample_shape),
+                           part[1] and {k: torch.from_numpy(v) for k, v in part[1].items()})
