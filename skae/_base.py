@@ -651,7 +651,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             mixed = (explicit or frame.isna().to_numpy().any() or (
                 spec == "from_dtype" and any(_is_categorical_dtype(d) for d in frame.dtypes)))
         elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fc":
-            mixed = explicit or bool(np.isnan(X).any())
+            # A sum is one pass with no mask of X's size; only a non-finite
+            # sum needs the look for NaN itself.
+            mixed = explicit or (not np.isfinite(X.sum()) and bool(np.isnan(X).any()))
         else:
             mixed = explicit and np.ndim(X) == 2
         if not (mixed or self._always_mixed):
@@ -672,6 +674,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 "architecture='conv' takes images; a table with categorical columns or "
                 "missing values needs architecture='mlp'.")
         frame = to_pandas(X)
+        kind = "array" if frame is None else "polars" if _is_polars(X) else "pandas"
         if frame is None:
             values = check_array(X, ensure_all_finite="allow-nan", dtype=None,
                                  input_name="X")
@@ -686,8 +689,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self.feature_names_in_ = names
         if reset:
             self.n_features_in_ = frame.shape[1]
-            self._table_kind = ("polars" if _is_polars(X) else "pandas"
-                                if to_pandas(X) is not None else "array")
+            self._table_kind = kind
             self._table.fit(frame)
         elif frame.shape[1] != self.n_features_in_:
             raise ValueError(
@@ -733,11 +735,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         layout = self._table_layout
         if layout is None:
             return None
-        n_numeric = layout["n_numeric"]
-        slot_index = list(range(n_numeric))
-        for k, size in enumerate(layout["block_sizes"]):
-            slot_index += [n_numeric + k] * size
-        return {**layout, "slot_index": slot_index}
+        return {**layout, "slot_index": self._table.slot_columns()}
 
     @property
     def _n_model_features(self):
@@ -1107,10 +1105,9 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         if sample_weight is None:
             return None
         _reject_unusable_input(X)
+        # scikit-learn's checks refuse NaN and infinity too.
         weights = _check_sample_weight(sample_weight, X, dtype=np.float32,
                                        ensure_non_negative=True)
-        if not np.isfinite(weights).all():
-            raise ValueError("sample_weight contains NaN or infinity; pass finite weights.")
         if np.all(weights == weights[0]):
             return None
         return weights
@@ -1150,8 +1147,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         """
         check_single_process(self.distributed, "partial_fit" if partial else "A warm start")
         self._check_structure_unchanged()
-        extras = None if sample_weight is None else {"sample_weight": sample_weight}
-        X, dataset, _ = self._fit_data(X, extras, reset=False)
+        X, dataset, _ = self._fit_data(X, sample_weight, reset=False)
         net = self.net_
         n_before = len(net.history)
         interrupted = vars(self).pop("_interrupted_fit", None)
@@ -1164,8 +1160,6 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             # skorch starts a new optimizer (and state) with the new settings.
             net.set_params(lr=self.learning_rate_init, optimizer__weight_decay=self.alpha)
         self._restart_schedule(net, epochs, new_rate, anneal=not (partial or resume))
-        if dataset is None:
-            dataset = ArrayDataset(X, self._module_input_shape, extras=extras)
         self._bind_checkpoints(net.callbacks_, n_before, len(net.history) + epochs)
         with torch_threads(self.n_threads), flushed_denormals(net.device):
             net.continue_training(dataset, epochs, resume=resume)
@@ -1206,14 +1200,14 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             return
         if partial:
             check_single_process(self.distributed, "partial_fit")
-        extras = None if sample_weight is None else {"sample_weight": sample_weight}
-        X, dataset, sample_weight = self._fit_data(X, extras)
-        n_samples = len(X) if dataset is None else len(dataset)
+        X, dataset, sample_weight = self._fit_data(X, sample_weight)
+        n_samples = len(dataset)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         pca = self._fit_pca(X, seed, sample_weight)
         self._resolve_sizes(n_samples, pca, partial=partial)
         self._check_common_params(n_samples=n_samples)
-        self._check_fit_data(X if dataset is None else dataset, pca)
+        # Data on disk: its range comes from one pass over every chunk.
+        self._check_fit_data(dataset if isinstance(dataset, ChunkedDataset) else X, pca)
         device = resolve_device(self.device)
         with torch_threads(self.n_threads), flushed_denormals(device), \
                 data_parallel(self.distributed, device) as parallel:
@@ -1221,8 +1215,6 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             with seeded_torch(seed):
                 module = self._build_module(start=pca if self.init == "pca" else None)
             net = self._build_net(module, n_samples, seed, device)
-            if dataset is None:
-                dataset = ArrayDataset(X, self._module_input_shape, extras=extras)
             self._bind_checkpoints(net.callbacks, 0, 1 if partial else self.max_iter)
             with nullcontext() if parallel is None else parallel.attach(net):
                 if partial:
@@ -1234,22 +1226,22 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._set_training_results(net, warn=not partial)
         self._code_range = self._training_code_range(X)
 
-    def _fit_data(self, X, extras=None, reset=True):
-        """Validated rows for the fit's statistics, the dataset that reads X on disk,
-        and the sample weights of those rows.
+    def _fit_data(self, X, sample_weight=None, reset=True):
+        """Validated rows for the fit's statistics, the dataset to train on, and
+        the sample weights of those rows.
 
         ``reset`` learns the input's features (a first fit) or checks them
-        (training continued). In memory: ``(X, None, weights)``. For an array
-        read chunk by chunk (np.memmap, zarr, h5py, dask; see
+        (training continued). In memory: ``(X, ArrayDataset over X, weights)``.
+        For an array read chunk by chunk (np.memmap, zarr, h5py, dask; see
         :func:`~skae._data.is_out_of_core`): a sample of whole chunks spread
         over X, validated as in-memory X is (the PCA start and the "auto"
         defaults come from it), a :class:`~skae._data.ChunkedDataset` over
-        every row, and the sample's weights. ``extras``: per-row values
-        beside X (``"sample_weight"``).
+        every row, and the sample's weights.
         """
-        weights = None if extras is None else extras.get("sample_weight")
+        extras = None if sample_weight is None else {"sample_weight": sample_weight}
         if not is_out_of_core(X):
-            return self._validate_input(X, reset=reset), None, weights
+            X = self._validate_input(X, reset=reset)
+            return X, ArrayDataset(X, self._module_input_shape, extras=extras), sample_weight
         source = as_chunked_source(X)
         dataset = ChunkedDataset(source, (), extras=extras)
         chunks = dataset.sample_chunks(SAMPLE_ROWS)
@@ -1260,9 +1252,9 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 "or categorical columns; such arrays must be numeric and complete. "
                 "Impute them first, or pass the table in memory.")
         dataset.sample_shape = tuple(self._module_input_shape)
-        if weights is not None:
-            weights = dataset.read_extras(chunks)["sample_weight"]
-        return sample, dataset, weights
+        if sample_weight is not None:  # those of the sample's rows
+            sample_weight = dataset.read_extras(chunks)["sample_weight"]
+        return sample, dataset, sample_weight
 
     def _training_code_range(self, X, n_rows=2000):
         """1st and 99th percentiles of each code over up to ``n_rows`` training rows.
@@ -1474,9 +1466,10 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         """
         check_is_fitted(self)
         if self._mixed:
-            frame = to_pandas(X)
+            frame = to_pandas(X)  # converted once: X's index, and the rows to encode
             output = self._map_input(
-                X, lambda module, batch: module.decode(module.encode(batch)),
+                X if frame is None else frame,
+                lambda module, batch: module.decode(module.encode(batch)),
                 self._n_model_features)
             return self._table_output(output, index=None if frame is None else frame.index)
         input_sample_shape = tuple(np.shape(X)[1:]) if np.ndim(X) >= 3 else None

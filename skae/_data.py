@@ -82,15 +82,17 @@ class ArrayDataset(torch.utils.data.Dataset):
         indices = positions if self.indices is None else self.indices[positions]
         return ArrayDataset(self.X, self.sample_shape, indices, self.extras)
 
+    def _rows(self, positions, start, stop):
+        """Rows of X at ``positions`` (within this dataset) or ``start:stop``: a slice or indices."""
+        if positions is None:
+            return slice(start, stop) if self.indices is None else self.indices[start:stop]
+        return positions if self.indices is None else self.indices[positions]
+
     def extras_batch(self, positions=None, start=None, stop=None):
         """The extras of the rows :meth:`batch` returns for the same arguments, or None."""
         if self.extras is None:
             return None
-        if positions is None:
-            rows = (slice(start, stop) if self.indices is None
-                    else self.indices[start:stop])
-        else:
-            rows = positions if self.indices is None else self.indices[positions]
+        rows = self._rows(positions, start, stop)
         return {name: torch.from_numpy(np.ascontiguousarray(values[rows]))
                 for name, values in self.extras.items()}
 
@@ -99,13 +101,8 @@ class ArrayDataset(torch.utils.data.Dataset):
 
         ``buffer``: see :func:`rows_to_tensor`.
         """
-        if positions is None:
-            if self.indices is None:
-                rows = self.X[start:stop]
-            else:
-                rows = self._gather(self.indices[start:stop])
-        else:
-            rows = self._gather(positions if self.indices is None else self.indices[positions])
+        rows = self._rows(positions, start, stop)
+        rows = self.X[rows] if isinstance(rows, slice) else self._gather(rows)
         return rows_to_tensor(rows, self.sample_shape, buffer)
 
     def _gather(self, rows_index):

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._autoencoder import DenoisingAutoencoder
-from ._tabular import TableEncoder, _is_polars, to_pandas
+from ._tabular import TableEncoder, _is_frame, _is_polars, to_pandas
 
 
 class _ImputingAutoencoder(DenoisingAutoencoder):
@@ -160,9 +160,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         -------
         self
         """
-        is_frame = to_pandas(X) is not None
         frame = self._as_frame(X, reset=True)
-        spec = self.categorical_features if is_frame else None
+        spec = self.categorical_features if _is_frame(X) else None
         # The code's width depends on the encoded width, known once encoded.
         n_slots = TableEncoder(spec, self.max_categories).fit(frame).n_slots_
         model = _ImputingAutoencoder(
@@ -179,12 +178,16 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             warnings.warn(str(warning.message).replace(type(model).__name__,
                                                        type(self).__name__),
                           warning.category, stacklevel=2)
-        self.encoder_ = model._table
-        self.net_ = model.net_
         self.indicator_columns_ = np.flatnonzero(frame.isna().to_numpy().any(axis=0))
-        self.loss_curve_ = model.loss_curve_
-        self.n_iter_ = model.n_iter_
         return self
+
+    # The model's own attributes, under the names of scikit-learn's estimators.
+    encoder_ = property(lambda self: self.autoencoder_._table,
+                        doc="The fitted column encoding (a TableEncoder).")
+    net_ = property(lambda self: self.autoencoder_.net_, doc="The trained skorch net.")
+    loss_curve_ = property(lambda self: self.autoencoder_.loss_curve_,
+                           doc="Training loss per epoch.")
+    n_iter_ = property(lambda self: self.autoencoder_.n_iter_, doc="Epochs trained.")
 
     # -- inference ----------------------------------------------------------
     def transform(self, X):
@@ -208,7 +211,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         for j, c in enumerate(frame.columns):
             if missing[:, j].any():
                 out[c] = frame[c].where(~missing[:, j], filled.iloc[:, j])
-        if to_pandas(X) is None:
+        if not _is_frame(X):
             out = out.to_numpy(dtype=np.float64)
             if self.add_indicator:
                 out = np.hstack([out, missing[:, self.indicator_columns_]])

@@ -40,7 +40,7 @@ from skorch.utils import TeeGenerator, to_tensor
 
 from ._data import BatchIterator, ChunkedDataset, ChunkIterator
 from ._modules import SeededDropout
-from ._tabular import masked_table_loss
+from ._tabular import cell_losses, masked_table_loss
 
 # Bernoulli means are kept this far from 0 and 1 in the loss, where the
 # log-likelihood of a pixel at the other end would be infinite.
@@ -713,19 +713,14 @@ class VAENet(AutoencoderNet):
         """
         layout = self.table_layout
         n_slots, n_numeric = layout["n_slots"], layout["n_numeric"]
-        observed = X[:, n_slots:]
-        terms = []
-        if n_numeric:
-            log_scale = (module or self.module_).gaussian_log_scale()[:n_numeric]
-            residual = (X[:, :n_numeric] - decoder_output[:, :n_numeric]) * torch.exp(-log_scale)
-            terms.append(0.5 * residual.pow(2) + log_scale + 0.5 * math.log(2 * math.pi))
-        start = n_numeric
-        for size in layout["block_sizes"]:
-            labels = X[:, start:start + size].argmax(dim=1)
-            terms.append(F.cross_entropy(decoder_output[:, start:start + size], labels,
-                                         reduction="none")[:, None])
-            start += size
-        return (torch.cat(terms, dim=1) * observed).sum(1)
+        log_scale = (module or self.module_).gaussian_log_scale()[:n_numeric]
+
+        def gaussian_nll(output, target):
+            return (0.5 * ((target - output) * torch.exp(-log_scale)).pow(2) + log_scale
+                    + 0.5 * math.log(2 * math.pi))
+
+        cells = cell_losses(decoder_output, X, n_numeric, layout["block_sizes"], gaussian_nll)
+        return (cells * X[:, n_slots:]).sum(1)
 
     def negative_elbo_terms(self, y_pred, X):
         """Per-row reconstruction negative log-likelihood and KL, in nats."""

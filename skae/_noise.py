@@ -36,6 +36,7 @@ class Corruption:
         self.high = high
         self.clip = clip
         self.cells = cells
+        self._slot_index = None if cells is None else torch.as_tensor(cells["slot_index"])
 
     def __call__(self, X, generator):
         if self.cells is not None and not callable(self.noise):
@@ -65,8 +66,7 @@ class Corruption:
             draws = torch.rand(observed.shape, generator=generator, device=X.device,
                                dtype=X.dtype)
             observed = observed * (draws >= self.noise_level)
-            slot_index = torch.as_tensor(self.cells["slot_index"], device=X.device)
-            values = values * observed[:, slot_index]
+            values = values * observed[:, self._slot_index.to(X.device)]
         else:  # "gaussian"
             noise = self.noise_level * torch.randn(
                 (len(X), n_numeric), generator=generator, device=X.device, dtype=X.dtype)

@@ -247,12 +247,14 @@ class TableEncoder:
 
     def slot_mask(self, observed):
         """Column mask (n, n_columns) spread to slots (n, n_slots), slot order."""
-        observed = np.asarray(observed, dtype=bool)
-        order = [self.columns_.index(c) for c in self.numeric_]
-        parts = [observed[:, order]]
-        for c, size in zip(self.categorical_, self.block_sizes_):
-            parts.append(np.repeat(observed[:, [self.columns_.index(c)]], size, axis=1))
-        return np.hstack(parts)
+        observed = np.asarray(observed, dtype=bool)[:, self.column_order()]
+        return observed[:, self.slot_columns()]
+
+    def slot_columns(self):
+        """For each value slot, its column's position in slot order (numeric, then categorical)."""
+        n_numeric = len(self.numeric_)
+        return [*range(n_numeric), *(n_numeric + k for k, size in enumerate(self.block_sizes_)
+                                     for _ in range(size))]
 
     def column_order(self):
         """Index of each column in slot order (numeric first, then categorical)."""
@@ -290,6 +292,26 @@ class TableEncoder:
         return pd.array(values, dtype=dtype)
 
 
+def cell_losses(output, target, n_numeric, block_sizes, numeric_loss=None):
+    """Loss of every cell of a batch of encoded rows, shape (n, n_columns), slot order.
+
+    ``numeric_loss(output, target)`` scores the numeric slots (squared error
+    by default); each categorical block scores the cross-entropy of its
+    softmax against the observed category.
+    """
+    terms = []
+    if n_numeric:
+        scored = numeric_loss or (lambda out, true: (out - true) ** 2)
+        terms.append(scored(output[:, :n_numeric], target[:, :n_numeric]))
+    start = n_numeric
+    for size in block_sizes:
+        labels = target[:, start:start + size].argmax(dim=1)
+        terms.append(F.cross_entropy(output[:, start:start + size], labels,
+                                     reduction="none")[:, None])
+        start += size
+    return torch.cat(terms, dim=1)
+
+
 def masked_table_loss(output, target, observed, n_numeric, block_sizes, per_row=False):
     """Mean loss over the observed cells of a batch of encoded rows.
 
@@ -311,16 +333,7 @@ def masked_table_loss(output, target, observed, n_numeric, block_sizes, per_row=
     per_row : bool, default=False
         Return each row's mean over its observed cells instead of the batch mean.
     """
-    terms = []
-    if n_numeric:
-        terms.append((output[:, :n_numeric] - target[:, :n_numeric]) ** 2)
-    start = n_numeric
-    for size in block_sizes:
-        logits = output[:, start:start + size]
-        labels = target[:, start:start + size].argmax(dim=1)
-        terms.append(F.cross_entropy(logits, labels, reduction="none")[:, None])
-        start += size
-    cells = torch.cat(terms, dim=1) * observed
+    cells = cell_losses(output, target, n_numeric, block_sizes) * observed
     if per_row:
         return cells.sum(dim=1) / observed.sum(dim=1).clamp(min=1)
     return cells.sum() / observed.sum().clamp(min=1)
