@@ -42,8 +42,11 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
     hidden_layer_sizes : tuple of int or "auto", default="auto"
         Encoder widths (the decoder mirrors them); "auto" as in
         :class:`AutoencoderTransformer`.
-    mask_probability : float, default=0.2
-        Share of observed cells hidden in each training batch.
+    mask_probability : float, default=0.5
+        Share of observed cells hidden in each training batch. Hiding more
+        cells than a table usually misses makes each step a harder imputation
+        problem than the ones ``transform`` meets, and gives every batch more
+        hidden cells to learn from.
     categorical_features : "from_dtype", list or array of bool, default="from_dtype"
         Which columns of a frame are categorical; see :class:`TableEncoder
         <skae._tabular.TableEncoder>`. Numeric arrays have none.
@@ -53,8 +56,16 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         Append a missing indicator for each column that had missing cells in
         ``fit``, as :class:`~sklearn.impute.SimpleImputer` does.
     max_iter : int, default=200
-        Training epochs.
-    batch_size : int, default=128
+        Most training epochs.
+    n_iter_no_change : int, default=30
+        Epochs without improvement of the held-out rows' loss before training
+        stops. That loss is measured on the few cells hidden in the held-out
+        rows, so it is noisier than a reconstruction loss over whole rows, and
+        the imputer waits longer than :class:`AutoencoderTransformer` (10)
+        before judging that training has stopped improving.
+    batch_size : "auto" or int, default="auto"
+        Rows per training batch; "auto" as in :class:`AutoencoderTransformer`
+        (about 32 batches an epoch, in [16, 256]).
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
     random_state : int, RandomState instance or None, default=None
@@ -107,14 +118,16 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         "max_categories": [Interval(Integral, 2, None, closed="left")],
         "add_indicator": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, n_components=None, *, hidden_layer_sizes="auto", mask_probability=0.2,
+    def __init__(self, n_components=None, *, hidden_layer_sizes="auto", mask_probability=0.5,
                  categorical_features="from_dtype", max_categories=100, add_indicator=False,
-                 max_iter=200, batch_size=128, learning_rate_init=1e-3, random_state=None):
+                 max_iter=200, n_iter_no_change=30, batch_size="auto", learning_rate_init=1e-3,
+                 random_state=None):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.mask_probability = mask_probability
@@ -122,6 +135,7 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
         self.max_categories = max_categories
         self.add_indicator = add_indicator
         self.max_iter = max_iter
+        self.n_iter_no_change = n_iter_no_change
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
         self.random_state = random_state
@@ -168,7 +182,8 @@ class AutoencoderImputer(TransformerMixin, BaseEstimator):
             n_components=self.n_components or min(64, max(2, n_slots)),
             hidden_layer_sizes=self.hidden_layer_sizes, noise="masking",
             noise_level=self.mask_probability, categorical_features=spec,
-            max_iter=self.max_iter, batch_size=self.batch_size,
+            max_iter=self.max_iter, n_iter_no_change=self.n_iter_no_change,
+            batch_size=self.batch_size,
             learning_rate_init=self.learning_rate_init, random_state=self.random_state)
         model._max_categories = self.max_categories
         with warnings.catch_warnings(record=True) as caught:
