@@ -98,6 +98,28 @@ def test_imputer_learns_more_than_the_mean():
     assert err_ae < 0.6 * err_mean
 
 
+
+@pytest.mark.slow
+def test_imputer_beats_a_linear_imputer_on_nonlinear_columns():
+    # Columns that are nonlinear functions of one variable: a regression on
+    # the other columns (IterativeImputer) misses what a network can learn.
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer
+
+    rng = np.random.RandomState(0)
+    t = rng.uniform(-2, 2, size=(600, 1))
+    X = np.hstack([t, t ** 2, np.sin(2 * t), np.cos(2 * t), np.abs(t), np.tanh(3 * t)])
+    X += 0.05 * rng.normal(size=X.shape)
+    train, test = X[:400], X[400:]
+    mask = rng.rand(*test.shape) < 0.2
+    hidden = np.where(mask, np.nan, test)
+    ae = AutoencoderImputer(random_state=0).fit(train).transform(hidden)
+    linear = IterativeImputer(random_state=0).fit(train).transform(hidden)
+    assert np.all(ae[~mask] == test[~mask])
+    err_ae = np.sqrt(np.mean((ae[mask] - test[mask]) ** 2))
+    err_linear = np.sqrt(np.mean((linear[mask] - test[mask]) ** 2))
+    assert err_ae < 0.7 * err_linear
+
 def test_add_indicator_and_feature_names(table):
     imputer = fast(add_indicator=True).fit(table)
     out = imputer.transform(table)
