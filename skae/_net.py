@@ -912,11 +912,17 @@ class ConvergenceMonitor(EarlyStopping):
 
     When it monitors the validation loss, the weights training starts from
     (epoch 0) are scored on the validation rows before the first step and
-    enter the competition: with ``load_best`` an epoch's weights replace them
-    only if that epoch beats the start's validation loss by ``threshold``,
-    so the weights returned never have a higher validation loss than the
-    start. ``start_score_`` holds the start's validation loss (None when not
-    measured) and ``best_epoch_`` is 0 when no epoch beat it.
+    enter the competition: with ``load_best`` the best trained epoch's
+    weights replace them at the end only if that epoch beats the start's
+    validation loss by ``threshold``, so the weights returned never have a
+    higher validation loss than the start. ``start_score_`` holds the start's
+    validation loss (None when not measured) and ``best_epoch_`` is 0 when no
+    epoch beat it.
+
+    Patience counts epochs without improvement over the best trained epoch,
+    not over the start: from a good start (PCA's solution) the first steps
+    usually lose a little before the network's nonlinear part pays off, and
+    stopping on the start's score would end such fits before they overtake it.
 
     ``constraint`` names a second validation value (e.g. a VAE's
     ``valid_mse``) that a candidate epoch must hold at or below the start's:
@@ -937,7 +943,7 @@ class ConvergenceMonitor(EarlyStopping):
             # misses against the same best epoch and weights.
             return
         super().on_train_begin(net, **kwargs)
-        self.start_score_ = None
+        self.start_score_ = self.best_score_ = self._start = None
         self._constraint_limit = None
         self._start_pending = True
 
@@ -948,6 +954,9 @@ class ConvergenceMonitor(EarlyStopping):
             if self.misses_ == self.patience:
                 raise KeyboardInterrupt
             return
+        score = net.history[-1, self.monitor]
+        if self._is_score_improved(score):
+            self.best_score_ = score
         super().on_epoch_end(net, **kwargs)
 
     def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
@@ -964,17 +973,23 @@ class ConvergenceMonitor(EarlyStopping):
         self.start_score_ = score
         if self.constraint is not None:
             self._constraint_limit = scores[self.constraint]
-        self.dynamic_threshold_ = self._calc_new_threshold(score)
-        # The epoch training starts from: 0, or the last of a continued fit.
-        self.best_epoch_ = len(net.history) - 1
-        if self.load_best:
-            self.best_model_weights_ = copy.deepcopy(net.module_.state_dict())
+        # The epoch training starts from (0, or the last of a continued fit)
+        # and its weights, restored at the end unless a trained epoch beats it.
+        self._start = (len(net.history) - 1,
+                       copy.deepcopy(net.module_.state_dict()) if self.load_best else None)
 
     def on_train_end(self, net, **kwargs):
-        if len(net.history):
+        start = self._start
+        if start is not None and not (self.best_score_ is not None
+                                      and self.best_score_ < self._calc_new_threshold(
+                                          self.start_score_)):
+            self.best_epoch_, weights = start
+            if weights is not None:
+                net.module_.load_state_dict(weights)
+        elif len(net.history):
             super().on_train_end(net, **kwargs)
         # The module holds them now (or the last weights were kept).
-        self.best_model_weights_ = None
+        self.best_model_weights_ = self._start = None
 
     def __getstate__(self):
         # skorch drops the best weights from pickles, which the module holds
