@@ -46,7 +46,7 @@ PROFILES = {"default": {"n_train": 20_000, "n_test": 2_000, "max_iter": 15},
             "quick": {"n_train": 5_000, "n_test": 1_000, "max_iter": 3}}
 MODEL_PARAMS = {"n_components": 32, "hidden_layer_sizes": (512, 256), "batch_size": 256,
                 "learning_rate_init": 1e-3, "early_stopping": True,
-                "validation_fraction": 0.1, "n_iter_no_change": 3, "tol": 1e-5,
+                "validation_fraction": 0.1,
                 "device": "cpu"}
 NOTES = """Test images corrupted once with `skae._noise.Corruption` (seeded, no clipping);
 MSE over pixels in [0, 1], PSNR = 10 log10(1 / MSE) per image, averaged.
