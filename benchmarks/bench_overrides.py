@@ -5,7 +5,9 @@ unsafe (``run_single_epoch``, ``notify``, ``train_step``, ``infer``). A variant
 puts back skorch's own method for one of them (or all four). Each fit of a small
 MLP AutoencoderTransformer switches variant every epoch, in rounds forwards and
 backwards (ABC...CBA); an epoch is skorch's ``dur`` and a ratio pairs it with the
-all-overrides epoch of its round (median over rounds and fits).
+all-overrides epoch of its round (median over rounds and fits). A method skae
+no longer overrides leaves its variant the same as "all overrides"; the results
+in benchmarks/results/overrides/ were measured when it overrode all four.
 
 Usage: python benchmarks/bench_overrides.py [--repeats 5] [--rounds 4] [--cases ...]
 [--threads 1] [--out-dir DIR]; writes overrides.{csv,json,md}.
@@ -29,7 +31,8 @@ from skorch import NeuralNet  # noqa: E402
 from skorch.callbacks import Callback  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
-from benchmarks.bench_speed import as_float_rows, load_fashion, median, skae_estimator  # noqa: E402
+from benchmarks.bench_speed import (as_float_rows, load_fashion, median,  # noqa: E402
+                                    skae_estimator)
 from benchmarks.report import command_line, markdown_table, write_results  # noqa: E402
 from skae._net import AutoencoderNet  # noqa: E402
 
@@ -42,7 +45,8 @@ VARIANTS = {"all overrides": (), **{f"skorch {name}": (name,) for name in OVERRI
 @contextlib.contextmanager
 def skorch_methods(names):
     """AutoencoderNet (and its subclasses) with skorch's own ``names`` while inside."""
-    kept = {name: AutoencoderNet.__dict__[name] for name in names if name in AutoencoderNet.__dict__}
+    kept = {name: AutoencoderNet.__dict__[name] for name in names
+            if name in AutoencoderNet.__dict__}
     for name in kept:
         setattr(AutoencoderNet, name, getattr(NeuralNet, name))
     try:
@@ -217,8 +221,8 @@ def main(argv=None):
         args.out_dir, "overrides", rows, markdown(rows),
         title="What each of skae's overrides of skorch's loop saves of an epoch",
         notes=("Each cell: median over rounds and fits of the paired ratio of the variant's "
-               "epoch (skorch's `dur`) to the all-overrides epoch of the same round, the quartiles "
-               "of those ratios in brackets, then the share of the variant's epoch the "
+               "epoch (skorch's `dur`) to the all-overrides epoch of the same round, the "
+               "quartiles of those ratios in brackets, then the share of the variant's epoch the "
                "override(s) save (1 - 1/ratio), and the same ratio of the epochs' CPU seconds "
                "of the training thread. `skorch X`: only X is skorch's own method; "
                "`plain skorch`: all four are. `same_curve` in the CSV: the variant's loss "
