@@ -1,20 +1,21 @@
 """The skorch layer: NeuralNet subclasses that know the autoencoders' losses.
 
 The training loop, history, callbacks and device handling are skorch's. These
-nets customise it only through skorch's public methods (``get_loss``,
-``get_iterator``, ``train_step_single``, ``validation_step``, ``notify``,
-callbacks):
+nets customise it through skorch's documented hooks (``get_loss``,
+``get_iterator``, ``train_step_single``, ``validation_step``, callbacks), and
+one method skorch's customization guide does not list as safe,
+``run_single_epoch``:
 
 - batches come from :class:`~skae._data.BatchIterator`, the target of every
   batch is its own (clean) input;
 - the per-batch work around the model is kept small (see
   ``benchmarks/bench_speed.py``): fused optimizers where torch has them
   (:func:`supports_fused`), the module's mode set only when it changes,
-  per-batch hooks sent only to the callbacks that define them, and, while
-  no callback listens to batches, each batch's loss read once per epoch
-  instead of once per batch (``run_single_epoch``, ``train_step``), and
-  batches that are already tensors on the device passed on unconverted
-  (``infer``);
+  and, while no callback listens to batches, each batch's loss read once
+  per epoch instead of once per batch (``run_single_epoch``). skorch's own
+  ``notify``, ``train_step`` and ``infer`` run unchanged: overriding them
+  saved too little of an epoch to be worth it
+  (``benchmarks/results/overrides/``);
 - :class:`DenoisingNet` corrupts the input of training and validation batches
   only, with noise drawn from generators seeded by ``random_seed``;
 - :class:`VAENet` draws the latent sample by the reparameterisation trick
@@ -36,7 +37,7 @@ from skorch import NeuralNet
 from skorch.callbacks import (Callback, EarlyStopping, LRScheduler, PassthroughScoring,
                               ProgressBar)
 from skorch.history import History
-from skorch.utils import TeeGenerator, to_tensor
+from skorch.utils import to_tensor
 
 from ._data import BatchIterator, ChunkedDataset, ChunkIterator
 from ._modules import SeededDropout
@@ -77,14 +78,9 @@ def supports_fused(optimizer_class, device):
 _GENERATOR_ATTRIBUTES = ("_shuffle_generator", "_noise_generator", "_valid_generator",
                          "_dropout_generator")
 
-# Hooks skorch's loop calls for every batch; see ``AutoencoderNet.notify``.
-_BATCH_HOOKS = ("on_batch_begin", "on_grad_computed", "on_batch_end")
-
-# Optimizers that evaluate the loss once per step, so that stepping after the
-# backward pass is what skorch's closure does (LBFGS and other optimizers that
-# re-evaluate the closure take skorch's own ``train_step``). Exact classes: a
-# subclass may need the closure.
-_SINGLE_EVALUATION_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
+# Hooks around each batch whose listeners send a pass through skorch's own
+# loop; see ``AutoencoderNet.run_single_epoch``.
+_BATCH_HOOKS = ("on_batch_begin", "on_batch_end")
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,9 +91,8 @@ def _as_torch_device(device):
 def _on_device(X, device):
     """Whether ``X`` is a tensor that skorch's ``to_tensor(X, device)`` would return unchanged.
 
-    skorch's conversion of each batch costs a few microseconds of Python
-    even when there is nothing to do (twice a batch: once for the loss's
-    target, once in ``infer``).
+    skorch's conversion of each batch costs some Python even when there is
+    nothing to do.
     """
     return isinstance(X, torch.Tensor) and (device is None
                                             or X.device == _as_torch_device(device))
@@ -355,23 +350,7 @@ class AutoencoderNet(NeuralNet):
             for name, callback in super().get_default_callbacks()
         ]
 
-    def notify(self, method_name, **cb_kwargs):
-        """skorch's ``notify``, skipping batch hooks that would do nothing.
-
-        skorch calls three hooks of every callback for every batch, though
-        most callbacks (all of skorch's default ones and skae's) inherit
-        :class:`skorch.callbacks.Callback`'s empty methods, which small
-        models feel every batch. Here a batch hook goes to the
-        net and to the callbacks that define it, in skorch's order; every
-        other hook goes through skorch unchanged.
-        """
-        if method_name not in _BATCH_HOOKS:
-            return super().notify(method_name, **cb_kwargs)
-        getattr(self, method_name)(self, **cb_kwargs)
-        for callback in self._callbacks_defining(method_name):
-            getattr(callback, method_name)(self, **cb_kwargs)
-        return None
-
+    # -- the loop -----------------------------------------------------------
     def _callbacks_defining(self, hook):
         # skorch builds a new ``callbacks_`` list whenever the callbacks
         # change (initialize, set_params, "disable"), so the list's identity
@@ -390,20 +369,23 @@ class AutoencoderNet(NeuralNet):
         return (bool(self._callbacks_defining(hook))
                 or getattr(type(self), hook) is not getattr(NeuralNet, hook))
 
-    # -- the loop -----------------------------------------------------------
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """skorch's pass over one epoch's batches, reading their losses once.
 
         skorch reads each batch's loss with ``loss.item()`` (which waits for
-        a GPU to finish the step) and writes the history row by row. While
-        no callback listens to ``on_batch_begin`` or ``on_batch_end``, the
-        values of each batch are copied into preallocated tensors
-        (:class:`EpochBatchValues`) and written to the history at the end of
-        the pass, read in one go: the same rows, the same floats, less Python
-        per batch, and no allocation that outlives its batch (so an epoch
-        asks the system for no new memory, as a hand-written loop does not). A callback
-        that listens (e.g.
-        :class:`skorch.callbacks.ProgressBar`) gets skorch's loop unchanged.
+        a GPU to finish the step), calls two hooks of every callback and
+        writes the history row by row. While no callback listens to
+        ``on_batch_begin`` or ``on_batch_end``, the values of each batch are
+        copied into preallocated tensors (:class:`EpochBatchValues`) and
+        written to the history at the end of the pass, read in one go: the
+        same rows, the same floats, less Python per batch, and no allocation
+        that outlives its batch (so an epoch asks the system for no new
+        memory, as a hand-written loop does not). A callback that listens
+        (e.g. :class:`skorch.callbacks.ProgressBar`) gets skorch's loop
+        unchanged. Of skorch's methods that its guide calls unsafe to
+        override, this is the one skae keeps: the only such override that
+        saved more than a couple of percent of a small model's epoch
+        (``benchmarks/results/overrides/``).
         """
         if iterator is None or self._listens_to("on_batch_begin") or self._listens_to(
                 "on_batch_end"):
@@ -434,29 +416,6 @@ class AutoencoderNet(NeuralNet):
         else:
             values.record(name, value)
 
-    def train_step(self, batch, **fit_params):
-        """skorch's training step, without its closure for Adam, AdamW and SGD.
-
-        skorch wraps each step in a closure and a step accumulator so that
-        optimizers such as LBFGS can evaluate the loss several times. The
-        optimizers skae builds evaluate it once; for them the same calls
-        (zero the gradients, ``train_step_single``, ``on_grad_computed`` for
-        the callbacks that define it, the optimizer's step) run directly.
-        """
-        optimizer = getattr(self, "optimizer_", None)
-        if (self._optimizers != ["optimizer"]
-                or type(optimizer) not in _SINGLE_EVALUATION_OPTIMIZERS):
-            return super().train_step(batch, **fit_params)
-        with torch.enable_grad():
-            optimizer.zero_grad()
-            step = self.train_step_single(batch, **fit_params)
-            if self._listens_to("on_grad_computed"):
-                self.notify("on_grad_computed",
-                            named_parameters=TeeGenerator(self.get_all_learnable_params()),
-                            batch=batch, training=True)
-        optimizer.step()
-        return step
-
     # -- batches ----------------------------------------------------------
     def get_iterator(self, dataset, training=False):
         if self._parallel is not None:  # this rank's shard
@@ -482,12 +441,6 @@ class AutoencoderNet(NeuralNet):
     def module_kwargs(self, training):
         """Extra keyword arguments for the module's ``forward``."""
         return {}
-
-    def infer(self, x, **fit_params):
-        """skorch's ``infer``, without its conversion of a tensor already on the device."""
-        if _on_device(x, self.device):
-            return self.module_(x, **fit_params)
-        return super().infer(x, **fit_params)
 
     def evaluate(self, dataset):
         """Validation scores of the current weights over ``dataset``, recording nothing.

@@ -1,10 +1,10 @@
 """The fast paths of training and inference change no result and drop no callback.
 
 skae trains with a fused optimizer when torch has one, switches the module's
-mode only when it changes, sends per-batch hooks only to callbacks that
-define them, and sizes convolutional inference batches to the cache. These
-tests pin what must not change: the codes of a plain PyTorch loop, the
-history skorch would record, every callback call.
+mode only when it changes, reads the batches' losses once an epoch while no
+callback listens to batches, and sizes convolutional inference batches to the
+cache. These tests pin what must not change: the codes of a plain PyTorch
+loop, the history skorch's own loop records, every callback call.
 """
 
 import collections
@@ -463,7 +463,7 @@ class GradientNorms(Callback):
         self.norms.append(float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))))
 
 
-def test_gradient_callbacks_see_every_step_of_the_direct_train_step(X_digits):
+def test_gradient_callbacks_see_every_training_step(X_digits):
     estimator = AutoencoderTransformer(
         n_components=2, hidden_layer_sizes=(16,), batch_size=100, max_iter=3,
         n_iter_no_change=3, random_state=0, n_threads=1,
@@ -472,26 +472,6 @@ def test_gradient_callbacks_see_every_step_of_the_direct_train_step(X_digits):
     norms = dict(estimator.net_.callbacks_)["norms"].norms
     assert len(norms) == 3 * 4
     assert all(norm > 0 for norm in norms)
-
-
-def test_optimizers_that_may_need_the_closure_get_skorchs_train_step(monkeypatch, X_digits):
-    closures = []
-
-    class ClosureAdam(torch.optim.Adam):
-        def step(self, closure=None):
-            closures.append(closure)
-            return super().step(closure)
-
-    monkeypatch.setitem(skae._base.OPTIMIZERS, "adam", (ClosureAdam, {}))
-    estimator = AutoencoderTransformer(
-        n_components=2, hidden_layer_sizes=(16,), batch_size=100, max_iter=2,
-        random_state=0, n_threads=1,
-    ).fit(X_digits)
-    assert isinstance(estimator.net_.optimizer_, ClosureAdam)
-    # Every training step got skorch's closure (a None: the probe of supports_fused).
-    assert sum(callable(closure) for closure in closures) == 2 * 4
-    assert closures.count(None) <= 1
-    assert estimator.loss_curve_[-1] < estimator.loss_curve_[0]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint8])
@@ -517,24 +497,15 @@ def test_batches_gathered_by_torch_equal_numpys(tmp_path, dtype):
                                    expected(np.sort(positions)[5:15]), rtol=0, atol=0)
 
 
-def test_infer_hands_a_tensor_on_the_device_to_the_module_and_converts_the_rest(X_digits):
+def test_device_tensor_passes_a_tensor_on_the_device_and_converts_the_rest(X_digits):
     # skorch's to_tensor is skipped only where it would return X unchanged.
-    estimator = AutoencoderTransformer(n_components=2, hidden_layer_sizes=(8,), max_iter=1,
-                                       random_state=0, n_threads=1, device="cpu")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        net = estimator.fit(X_digits).net_
-    seen = []
-    net.module_.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     rows = torch.from_numpy(X_digits[:5])
-    with torch.no_grad():
-        from_tensor = net.infer(rows)[1]
-        from_array = net.infer(X_digits[:5])[1]
-    assert seen[0] is rows
-    assert isinstance(seen[1], torch.Tensor) and seen[1].device.type == "cpu"
-    torch.testing.assert_close(from_tensor, from_array, rtol=0, atol=0)
+    assert skae._net.device_tensor(rows, "cpu") is rows
+    assert skae._net.device_tensor(rows, None) is rows
+    converted = skae._net.device_tensor(X_digits[:5], torch.device("cpu"))
+    assert isinstance(converted, torch.Tensor) and converted.device.type == "cpu"
+    torch.testing.assert_close(converted, rows, rtol=0, atol=0)
     assert not skae._net._on_device(rows, "cuda:0")
-    assert skae._net._on_device(rows, None) and skae._net._on_device(rows, torch.device("cpu"))
 
 
 def test_batch_average_records_what_skorchs_passthrough_scoring_records():
