@@ -72,6 +72,9 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "abort_on_example_error": False,
     "only_warn_on_example_error": False,
+    # The examples print what they mean to show; the value of a block's last
+    # line (a matplotlib artist) is noise.
+    "capture_repr": (),
 }
 
 # One thread per example: CI's two cores run the build while nothing else runs,
@@ -80,3 +83,9 @@ os.environ.setdefault("SKAE_DATA", os.path.abspath(os.path.join("..", "..", "sha
 
 warnings.filterwarnings("ignore", category=UserWarning,
                         message="Matplotlib is currently using agg")
+# The examples stop at small budgets on purpose and each says what a longer
+# run gives; scikit-learn's warning that training was still improving would
+# only repeat that under every example.
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+warnings.filterwarnings("ignore", category=ConvergenceWarning)

@@ -408,9 +408,10 @@ def _padded(values, n):
 
 def fill_doc(cls):
     """Insert the shared parameter and attribute docs into a class docstring."""
+    # The placeholder's line gives the first line its indent.
     cls.__doc__ = cls.__doc__.replace(
-        "%(common_parameters)s", COMMON_PARAMETERS_DOC.strip("\n")
-    ).replace("%(common_attributes)s", COMMON_ATTRIBUTES_DOC.strip("\n"))
+        "%(common_parameters)s", COMMON_PARAMETERS_DOC.strip()
+    ).replace("%(common_attributes)s", COMMON_ATTRIBUTES_DOC.strip())
     return cls
 
 

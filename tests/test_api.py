@@ -174,9 +174,9 @@ def test_early_stopping_records_validation_and_stops(X_small):
                                  max_iter=50, random_state=0)
     with pytest.warns(UserWarning, match="never beat its PCA start"):
         est.fit(X_small)
-    # A huge tol means no epoch counts as an improvement over the start: stop
-    # after patience and keep the start.
-    assert est.n_iter_ == 2 and est.best_epoch_ == 0
+    # A huge tol means no epoch improves on the first trained one, nor on the
+    # start: stop after the first epoch and patience more, and keep the start.
+    assert est.n_iter_ == 3 and est.best_epoch_ == 0
     assert len(est.validation_scores_) == est.n_iter_
     assert all(score < 0 for score in est.validation_scores_)
 
