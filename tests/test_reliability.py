@@ -524,3 +524,43 @@ def test_interrupt_with_early_stopping_names_the_weights_it_keeps(where, X):
     kept = (est.validation_start_score_ if est.best_epoch_ == 0
             else est.validation_scores_[est.best_epoch_ - 1])
     assert kept >= max([est.validation_start_score_, *est.validation_scores_]) - est.tol
+
+
+def _monitor_run(scores, start_score, patience):
+    """Drive a ConvergenceMonitor through epochs of the given validation losses."""
+    from skorch.history import History
+
+    from skae._net import ConvergenceMonitor
+
+    module = torch.nn.Linear(1, 1)
+    torch.nn.init.zeros_(module.weight)
+    net = SimpleNamespace(history=History(), module_=module, verbose=0, _resuming=False,
+                          evaluate=lambda dataset: {"valid_loss": start_score})
+    monitor = ConvergenceMonitor(monitor="valid_loss", patience=patience, threshold=0.0,
+                                 threshold_mode="abs", load_best=True)
+    monitor.on_train_begin(net)
+    for epoch, score in enumerate(scores, start=1):
+        net.history.new_epoch()
+        net.history.record("epoch", epoch)
+        monitor.on_epoch_begin(net, dataset_valid=object())
+        with torch.no_grad():  # each epoch's weights are its number
+            module.weight.fill_(epoch)
+        net.history.record("valid_loss", score)
+        try:
+            monitor.on_epoch_end(net)
+        except KeyboardInterrupt:
+            break
+    monitor.on_train_end(net)
+    return len(net.history), monitor.best_epoch_, float(module.weight)
+
+
+def test_patience_counts_from_the_best_trained_epoch_not_the_start():
+    # The first epochs lose to the start, then training overtakes it: with
+    # patience 2 counted against the start, it would stop at epoch 2.
+    n_epochs, best, weight = _monitor_run([1.5, 1.4, 1.3, 0.8, 0.9, 0.95], 1.0, patience=2)
+    assert (n_epochs, best, weight) == (6, 4, 4.0)
+
+
+def test_the_start_is_restored_when_no_trained_epoch_beats_it():
+    n_epochs, best, weight = _monitor_run([1.5, 1.2, 1.3, 1.4], 1.0, patience=2)
+    assert (n_epochs, best, weight) == (4, 0, 0.0)
