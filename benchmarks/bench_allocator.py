@@ -1,43 +1,13 @@
-"""How much of a CPU training epoch goes to the memory allocator?
+"""How much of a convolutional CPU epoch goes to the memory allocator?
 
-Question
---------
-``benchmarks/bench_speed.py`` counts each epoch's minor page faults. skae's
-MLP epochs take none, but the convolutional model's take hundreds of
-thousands, skae and the hand-written loops alike: its activations (12 MiB
-for 128 images after the first convolution) are larger than glibc's malloc
-keeps for reuse, so every batch maps fresh pages and the kernel zeroes them
-(about 3 us a page here). Two switches change that, and both have to be set
-before Python starts, since torch and glibc read them once:
+Fits AutoencoderTransformer on Fashion-MNIST (the conv model on 5,000 images,
+the tutorials' MLP on 60,000 rows) in fresh processes with and without
+torch's THP_MEM_ALLOC_ENABLE and glibc's MALLOC_MMAP_THRESHOLD_ /
+MALLOC_TRIM_THRESHOLD_ (both read once at start-up), alternating; reports
+epoch time, minor page faults and peak RSS. Method: docs/benchmarks.rst.
 
-- ``THP_MEM_ALLOC_ENABLE=1``: torch aligns buffers of 2 MiB and more to
-  2 MiB and asks the kernel for transparent huge pages there (one fault
-  per 2 MiB instead of per 4 KiB, and fewer TLB misses);
-- ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296``:
-  glibc serves blocks up to 32 MiB from its heap and does not hand freed
-  memory back to the kernel, so that the next batch reuses it (the process
-  keeps its peak memory until it ends).
-
-skae sets neither itself: they change the whole process's memory behaviour,
-for everything else it runs too.
-
-Method
-------
-Each configuration runs in a fresh process (``--child``) with its
-environment; the configurations alternate in a new random order each
-repetition. A child fits ``AutoencoderTransformer`` on Fashion-MNIST (the
-convolutional model on 5,000 images, and the tutorials' MLP on 60,000 rows
-for contrast) with pinned threads and reports its epoch times (timed as in
-``bench_speed.py``), the epoch's minor page faults and the process's peak
-resident memory. Ratios are medians over repetitions of the paired ratio
-configuration / default.
-
-Run::
-
-    python benchmarks/bench_allocator.py            # about 15 minutes on 2 cores
-    python benchmarks/bench_allocator.py --quick    # about 4 minutes
-
-It writes ``benchmarks/results/allocator/allocator.{csv,json,md}``.
+Usage: python benchmarks/bench_allocator.py [--quick]; writes
+benchmarks/results/allocator/allocator.{csv,json,md}.
 """
 
 import argparse

@@ -1,44 +1,13 @@
 """Does encoding a dask array with skae.transform_dask keep memory flat as rows grow?
 
-Question
---------
-``skae.transform_dask(ae, X)`` encodes a dask array chunk by chunk. Is the
-peak memory of encoding an array and writing the codes to disk the same for
-200,000 rows as for 1,000,000 rows (it must not grow with the rows), and are
-the codes written the codes ``ae.transform`` gives on a numpy array?
+Encodes lazy 64-column arrays of 200,000 and 1,000,000 rows chunk by chunk and
+writes the codes with dask.array.to_npy_stack, each size in a fresh process,
+sampling its RSS; checks the codes against ae.transform on numpy rows.
+Method: docs/benchmarks.rst.
 
-Data
-----
-``X`` is a lazy dask array of standard-normal float32 values, 64 columns,
-in 100,000-row chunks, generated chunk by chunk with
-``dask.array.random.default_rng(seed)``: it never exists in memory whole
-(1,000,000 rows are 256 MB). An :class:`skae.AutoencoderTransformer`
-(64 -> 32 -> 8, 5 epochs) is fitted once on the first 20,000 rows and
-pickled; every measurement loads that same model.
-
-Method
-------
-Each size runs in a fresh Python process, so that peaks do not mix. The
-process loads the model, builds ``codes = transform_dask(ae, X)`` and writes
-it with ``dask.array.to_npy_stack`` (dask's local threaded scheduler, one
-task per core, one torch thread per task). A thread samples the process's
-resident memory (RSS) every 5 ms; the table reports the RSS before the
-computation, its peak during it and the difference. The check then reads
-1,000 random rows of the written codes back and compares them with
-``ae.transform`` of the same rows of X as a numpy array. A last run
-materialises the 1,000,000 rows with ``X.compute()`` and calls
-``ae.transform`` on the numpy array, for comparison.
-
-Usage
------
-    python benchmarks/bench_dask_memory.py [--rows 200000 1000000]
-        [--chunk-rows 100000] [--workers N] [--out-dir DIR] [--seed S]
-
-Needs dask and psutil (``pip install 'skae[dask,benchmarks]'``).
-
-Outputs (in ``benchmarks/results/dask/``): ``memory.md`` (the table and the
-environment) and ``memory.json`` (every figure). Takes one to two minutes on
-2 cores.
+Usage: python benchmarks/bench_dask_memory.py [--rows 200000 1000000]
+[--chunk-rows 100000] [--workers N] [--out-dir DIR] [--seed S]; writes
+benchmarks/results/dask/memory.{md,json}. Needs skae[dask,benchmarks].
 """
 
 import argparse

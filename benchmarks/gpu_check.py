@@ -1,56 +1,13 @@
 """Does skae work on a GPU, how close is it to a hand loop there, and does it reach the marks?
 
-Question
---------
-Issue 21: skae has never run on CUDA. On one lent GPU, in one command of at
-most 8 minutes: do the tests marked ``gpu`` pass; how long is an epoch of
-skae's ``AutoencoderTransformer`` against a hand-written PyTorch loop of the
-same model; and do the conv and MLP autoencoders reach the published test
-MSE marks on Fashion-MNIST (0.0244 at 2-D, 0.0054 at 64-D; Sainburg et al.
-2021, who trained 50 epochs)?
+In one command of at most 8 minutes on a lent GPU: the tests marked ``gpu``,
+skae's epoch against a hand loop of the same model, and the Fashion-MNIST
+marks (0.0244 at 2-D, 0.0054 at 64-D). Method and the device set-up:
+docs/benchmarks.rst.
 
-Data
-----
-Fashion-MNIST from ``$SKAE_DATA/fashion_mnist.npz`` (60,000 training and
-10,000 test images, uint8) and scikit-learn's digits (1,797 x 64, scaled by
-1/16). ``--smoke`` takes a few hundred images, or random ones where the file
-is missing.
-
-Method
-------
-1. ``pytest -m gpu tests/test_gpu.py`` in a subprocess: its output, exit
-   code and JUnit XML (which records whether conv fits were bit-identical).
-2. Speed, per row (Fashion-MNIST float32 rows, its uint8 images, digits):
-   ``AutoencoderTransformer(init="random", hidden_layer_sizes=(128, 64),
-   n_components=3, batch_size=128, early_stopping=False)`` against a hand
-   loop of the same module (re-initialised): the data resident on the
-   device, a shuffled copy per epoch, fused Adam, ``mse_loss``, the loss
-   read once per epoch. ``hand host`` copies each batch from host memory, as
-   skae does. Contenders alternate; an epoch's time is the median of the
-   epochs after the first (skae's from its history's ``dur``); the ratio is
-   skae's over the hand loop's, the median over repetitions.
-3. The marks: ``AutoencoderTransformer`` with its defaults
-   (``architecture="conv"`` for conv) at 2 and 64 components, at most 50
-   epochs, ``tol=0``; test MSE by ``-score`` on the 10,000 test images. The
-   models share what ``--budget-s`` leaves after parts 1 and 2; a callback
-   stops a model before an epoch that would end past its share (stopped by
-   "budget"), and early stopping restores its best epoch.
-
-Usage
------
-    python benchmarks/gpu_check.py --out DIR [--smoke] [--budget-s 420]
-        [--parts pytest speed fashion_mnist]
-
-``make gpu-check`` runs it into ``$OUT`` (default ``benchmarks/results/gpu``;
-``GPU_CHECK_ARGS`` adds options). The device machine has torch but neither
-skorch nor the data: carry ``.whl/`` (the skorch wheel) and ``.gpu_data/``
-(``fashion_mnist.npz``), install the wheel into ``PYTHONPATH`` as the
-device tool's README says and set ``SKAE_DATA=$PWD/.gpu_data``. Writes
-``gpu_check.json`` (every figure), ``gpu_check.md`` (the tables),
-``pytest_gpu.txt`` and ``pytest_gpu.xml``, after each part. ``--smoke``
-runs it all on the CPU with tiny data and nets, as ``tests/test_gpu.py``
-does in the default run. The exit code is 1 when a test failed or a part
-raised.
+Usage: python benchmarks/gpu_check.py --out DIR [--smoke] [--budget-s 420]
+[--parts pytest speed fashion_mnist]; ``make gpu-check`` runs it into $OUT.
+Exit code 1 when a test failed or a part raised.
 """
 
 import argparse

@@ -69,8 +69,7 @@ INFERENCE_BATCH_SIZE = 4096
 # Values in the widest activation of one inference batch (16 MiB), which
 # caps the rows of a batch: the input or widest hidden layer of an MLP, the
 # first maps of a convolutional model (conv_channels[0] x H x W values per
-# image in the decoder: 1,024 28 x 28 images outgrow the cache and run at half
-# the speed of 64- to 256-row batches).
+# image in the decoder), so that a batch's activations stay in cache.
 INFERENCE_VALUES = 2**22
 
 COMMON_PARAMETERS_DOC = """
