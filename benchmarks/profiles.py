@@ -1,32 +1,12 @@
 """The two profiles of the suite: ``quick`` (``make demo``) and ``full`` (``make bench``).
 
-Training budgets (``max_iter``, ``early_stopping``) are set per dataset, for
-the MLP networks and for the convolutional one. The small tables train with
-skae's defaults (``max_iter=200``, ``early_stopping=False``: training stops
-when the training loss stops improving), which is what the tabular goal means
-by "default settings", and costs seconds. Fashion-MNIST gets fixed epoch
-budgets with ``early_stopping=True`` (10% of the training rows held out, the
-best epoch's weights restored); digits' convolutional network a shorter
-budget. A budget is an upper bound: early stopping only shortens it.
-
-quick
-    Fashion-MNIST on a fixed 5,000/1,000 subset when ``$SKAE_DATA`` has it,
-    plus digits and the three tables; n_components 2 and 8; one seed.
-    About 2.5 minutes on 2 idle cores.
-full
-    The official 60,000/10,000 Fashion-MNIST split and the four small sets,
-    n_components 2, 4, 8, 16, 32, 64 (below each dataset's number of
-    features), UMAP and openTSNE when installed. Three seeds for the skae
-    methods on the small sets. On Fashion-MNIST one seed: on one core an MLP
-    epoch over the 54,000 training images takes about 5 s and a
-    convolutional one about 75 s, so 3 seeds would triple the hour the
-    networks take there; UMAP runs at size 2 only (each fit rebuilds the
-    60,000-row neighbour graph) and openTSNE is 2-D only.
-    ``python -m benchmarks estimate --profile full`` times an epoch of each
-    network on the machine at hand and prints the expected run time: 88
-    minutes with ``--n-threads 1`` on a 2-core machine whose other core was
-    busy (the convolutional autoencoder is 42 of them), so about 60-75
-    minutes with 2 threads on 2 idle cores.
+quick: a fixed 5,000/1,000 Fashion-MNIST subset, digits and the three tables;
+n_components 2 and 8; one seed. full: the official Fashion-MNIST split and the
+four small sets at n_components 2 to 64, UMAP and openTSNE when installed;
+three seeds on the small sets, one on Fashion-MNIST. Every skae network trains
+with skae's defaults (``max_iter=200``, ``early_stopping="auto"``) except for
+the epoch budgets of Fashion-MNIST and of digits' convolutional network.
+``python -m benchmarks estimate --profile full`` predicts the run time.
 """
 
 from dataclasses import dataclass, field

@@ -1,27 +1,12 @@
 """skae's benchmark suite: how do skae's autoencoders compare with PCA and friends?
 
-Question
-    On held-out data, how well does each method reconstruct (MSE in the
-    scaled input space), keep classes apart (1-NN and 5-NN accuracy, KMeans
-    NMI and ARI), keep neighbourhoods (trustworthiness), and at what cost
-    (fit seconds, transform rows per second, peak fit memory)?
-Data
-    Fashion-MNIST (from ``$SKAE_DATA``), digits, breast_cancer, wine,
-    diabetes; see :mod:`benchmarks.data`. Methods: :mod:`benchmarks.methods`.
-    Metrics: :mod:`benchmarks.metrics`. Profiles: :mod:`benchmarks.profiles`.
-Usage
-    ``python -m benchmarks run --profile quick`` (``make demo``) or
-    ``--profile full`` (``make bench``); from Python::
-
-        from benchmarks.suite import run
-        results = run("quick", datasets=["wine"], methods=["pca", "ae_mlp"],
-                      n_components=[2], max_iter=1, output_dir="/tmp/bench")
-
-Each (dataset, method, n_components, seed) is one row of ``results.csv``; a
-method that fails (an exception, a missing optional package) gets its error in
-its row and the run goes on. The output folder receives ``results.csv``,
-``results.md`` (environment, summary table, goals), ``goals.md``,
-``environment.json`` and PNG plots.
+On held-out data of Fashion-MNIST and four scikit-learn sets: reconstruction
+MSE, 1-NN/5-NN accuracy, KMeans NMI/ARI, trustworthiness, fit seconds,
+transform rows per second and peak fit memory. Each (dataset, method,
+n_components, seed) is one row of ``results.csv``; a method that fails gets
+its error in its row. Usage: ``python -m benchmarks run --profile quick``
+(``make demo``) or ``--profile full`` (``make bench``), or
+``benchmarks.suite.run("quick", datasets=["wine"], methods=["pca", "ae_mlp"])``.
 """
 
 import dataclasses
