@@ -168,12 +168,12 @@ default="constant"
         Hold out ``validation_fraction`` of the rows, stop when the
         validation loss has not improved by ``tol`` for ``n_iter_no_change``
         epochs, and restore the best weights, the start's included (epoch
-        0). Patience counts from the best trained epoch, not from the start:
-        the first steps away from PCA's solution often lose a little before
-        the nonlinear part pays off. When False, training stops when the training loss stops
-        improving in the same way and keeps the last weights. "auto" holds
-        rows out when that gives at least 10 validation rows; the choice is
-        ``early_stopping_``.
+        0). Patience counts from the best trained epoch, not from the
+        start: the first steps away from PCA's solution often lose a little
+        before the nonlinear part pays off. When False, training stops when
+        the training loss stops improving in the same way and keeps the last
+        weights. "auto" holds rows out when that gives at least 10
+        validation rows; the choice is ``early_stopping_``.
 
     validation_fraction : float, default=0.1
         Fraction of rows held out when ``early_stopping=True``.

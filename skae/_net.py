@@ -896,7 +896,7 @@ class ConvergenceMonitor(EarlyStopping):
             # misses against the same best epoch and weights.
             return
         super().on_train_begin(net, **kwargs)
-        self.start_score_ = self.best_score_ = self._start = None
+        self.start_score_ = self._start = None
         self._constraint_limit = None
         self._start_pending = True
 
@@ -907,9 +907,6 @@ class ConvergenceMonitor(EarlyStopping):
             if self.misses_ == self.patience:
                 raise KeyboardInterrupt
             return
-        score = net.history[-1, self.monitor]
-        if self._is_score_improved(score):
-            self.best_score_ = score
         super().on_epoch_end(net, **kwargs)
 
     def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
@@ -932,17 +929,22 @@ class ConvergenceMonitor(EarlyStopping):
                        copy.deepcopy(net.module_.state_dict()) if self.load_best else None)
 
     def on_train_end(self, net, **kwargs):
-        start = self._start
-        if start is not None and not (self.best_score_ is not None
-                                      and self.best_score_ < self._calc_new_threshold(
-                                          self.start_score_)):
-            self.best_epoch_, weights = start
+        if self._start is not None and not self._trained_epoch_beats_start(net):
+            self.best_epoch_, weights = self._start
             if weights is not None:
                 net.module_.load_state_dict(weights)
         elif len(net.history):
             super().on_train_end(net, **kwargs)
         # The module holds them now (or the last weights were kept).
         self.best_model_weights_ = self._start = None
+
+    def _trained_epoch_beats_start(self, net):
+        # skorch's best_epoch_ is the best trained epoch, or below the start's
+        # epoch when none has improved (or passed the constraint) yet.
+        if self.best_epoch_ <= self._start[0]:
+            return False
+        best = net.history[self.best_epoch_ - 1, self.monitor]
+        return bool(best < self._calc_new_threshold(self.start_score_))
 
     def __getstate__(self):
         # skorch drops the best weights from pickles, which the module holds
