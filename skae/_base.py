@@ -396,6 +396,11 @@ def auto_batch_size(n_train):
     return int(min(256, max(16, 2 ** math.floor(math.log2(max(n_train, 1) / 32)))))
 
 
+def spread_rows(n_samples, n_rows):
+    """Indices of up to ``n_rows`` rows spread evenly over ``n_samples``."""
+    return np.unique(np.linspace(0, n_samples - 1, min(n_rows, n_samples)).astype(np.intp))
+
+
 def _padded(values, n):
     """``values`` (a PCA's per-component array) with zero rows added up to ``n``.
 
@@ -1149,7 +1154,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         """
         check_single_process(self.distributed, "partial_fit" if partial else "A warm start")
         self._check_structure_unchanged()
-        X, dataset, _ = self._fit_data(X, sample_weight, reset=False)
+        X, dataset, sample_weight = self._fit_data(X, sample_weight, reset=False)
         net = self.net_
         n_before = len(net.history)
         interrupted = vars(self).pop("_interrupted_fit", None)
@@ -1167,7 +1172,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             net.continue_training(dataset, epochs, resume=resume)
         self._set_training_results(net, epochs_run=len(net.history) - n_before,
                                    warn=not partial)
-        self._code_range = self._training_code_range(X)
+        self._after_training(X, sample_weight)
 
     def _restart_schedule(self, net, epochs, new_rate, anneal):
         """Start the learning-rate schedule anew where continuing it would be wrong.
@@ -1226,7 +1231,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._structure = {name: getattr(self, name)
                            for name in (*self._structural_parameters, "learning_rate")}
         self._set_training_results(net, warn=not partial)
-        self._code_range = self._training_code_range(X)
+        self._after_training(X, sample_weight)
 
     def _fit_data(self, X, sample_weight=None, reset=True):
         """Validated rows for the fit's statistics, the dataset to train on, and
@@ -1258,12 +1263,16 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             sample_weight = dataset.read_extras(chunks)["sample_weight"]
         return sample, dataset, sample_weight
 
+    def _after_training(self, X, sample_weight=None):
+        """Learn what comes from the trained net and the (validated) training rows X."""
+        self._code_range = self._training_code_range(X)
+
     def _training_code_range(self, X, n_rows=2000):
         """1st and 99th percentiles of each code over up to ``n_rows`` training rows.
 
         Gives plots of the code space (``plot_latent_grid``) a default extent.
         """
-        rows = np.unique(np.linspace(0, len(X) - 1, min(n_rows, len(X))).astype(np.intp))
+        rows = spread_rows(len(X), n_rows)
         try:
             codes = self._map_batches(X[rows], lambda module, batch: module.encode(batch),
                                       self.n_components_)
@@ -1435,16 +1444,18 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             categorical column.
         """
         check_is_fitted(self)
+        return self._decode_codes(X, lambda module, batch: module.decode(batch))
+
+    def _decode_codes(self, X, decode):
+        """Codes X (validated here) through ``decode(module, batch)``, as inverse_transform returns."""
         Z = check_array(X, dtype=np.float32, ensure_all_finite=True, input_name="X")
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} columns but {type(self).__name__} was fitted "
                 f"with n_components_={self.n_components_}; pass codes from transform."
             )
-        X_flat = self._map_batches(
-            Z, lambda module, batch: module.decode(batch), self._n_model_features,
-            sample_shape=(self.n_components_,),
-        )
+        X_flat = self._map_batches(Z, decode, self._n_model_features,
+                                   sample_shape=(self.n_components_,))
         if self._mixed:
             return self._table_output(X_flat)
         return self._as_input_kind(X_flat, self._fitted_on_uint8, self._sample_shape)

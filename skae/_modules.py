@@ -333,11 +333,21 @@ class VariationalAutoencoder(nn.Module):
         scale, and the likelihood, without bound.
     output_bounds : (float, float) or None, default=None
         Bounds of the ``"clip"`` output activation.
+    n_components : int or None, default=None
+        Width of the code, for ``reconstruction_scale``.
+
+    Notes
+    -----
+    ``decode`` is the reconstruction from a code: the decoder's mean at
+    ``z * reconstruction_scale`` (a buffer of ones until the estimator fits
+    it), because a posterior mean is shrunk toward the prior's and, decoded
+    as it is, reconstructs its row worse than it could. ``generate`` is the
+    decoder's mean at ``z`` itself, for draws from the prior.
     """
 
     def __init__(self, encoder, decoder, output_activation, n_features,
                  learn_scale=False, init_log_scale=0.0, min_log_scale=-math.inf,
-                 output_bounds=None):
+                 output_bounds=None, n_components=None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -349,6 +359,7 @@ class VariationalAutoencoder(nn.Module):
         else:
             self.register_buffer("log_scale", log_scale)
         self.min_log_scale = float(min_log_scale)
+        self.register_buffer("reconstruction_scale", torch.ones(n_components or 1))
 
     def gaussian_log_scale(self):
         """Per-feature log standard deviation of the Gaussian likelihood, floored."""
@@ -362,6 +373,9 @@ class VariationalAutoencoder(nn.Module):
         return self.posterior(x)[0]
 
     def decode(self, z):
+        return self.output_activation(self.decoder(z * self.reconstruction_scale))
+
+    def generate(self, z):
         return self.output_activation(self.decoder(z))
 
     def forward(self, x, generator=None):

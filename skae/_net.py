@@ -704,6 +704,59 @@ class VAENet(AutoencoderNet):
             log_weights.append(log_prior - log_posterior - nll)
         return torch.logsumexp(torch.stack(log_weights), dim=0) - math.log(len(draws))
 
+    def fit_reconstruction_scale(self, codes, X, weight=None, chunk_rows=1024):
+        """Set ``module_.reconstruction_scale`` to reconstruct X best from its codes.
+
+        The per-code factor ``s`` that minimises the (``weight``-ed) mean
+        squared error between X and ``decode(s * codes)``, by L-BFGS on
+        ``log s`` with the network's weights fixed, from the current scale;
+        kept only where it lowers the error. The posterior mean of
+        probabilistic PCA is its least-squares code shrunk by ``(L - s2) / L``
+        per component, so at the PCA start the least-squares factor is
+        ``L / (L - s2)`` and decodes as PCA reconstructs (Tipping and Bishop
+        1999, section 3.3). ``codes`` and X
+        are tensors on the net's device; rows go through the decoder
+        ``chunk_rows`` at a time.
+        """
+        module = self.module_
+        module.eval()
+        scale = module.reconstruction_scale
+        weight = (torch.ones(len(X), device=X.device) if weight is None
+                  else torch.as_tensor(weight, dtype=torch.float32, device=X.device))
+        total = float(weight.sum())
+        if total <= 0:
+            return
+        log_scale = torch.log(scale.clamp(min=1e-6)).requires_grad_(True)
+        bounds = range(0, len(X), chunk_rows)
+
+        def error(grad):
+            """The weighted mean squared error at ``exp(log_scale)`` (and its gradient)."""
+            loss, gradient = 0.0, torch.zeros_like(log_scale)
+            for start in bounds:
+                rows = slice(start, start + chunk_rows)
+                with torch.enable_grad() if grad else torch.no_grad():
+                    output = module.output_activation(module.decoder(
+                        codes[rows] * torch.exp(log_scale)))
+                    part = (weight[rows] * (output.flatten(1) - X[rows].flatten(1))
+                            .pow(2).mean(1)).sum() / total
+                    if grad:
+                        gradient += torch.autograd.grad(part, log_scale)[0]
+                loss += float(part.detach())
+            return loss, gradient
+
+        def closure():
+            loss, log_scale.grad = error(grad=True)
+            return torch.tensor(loss)
+
+        unscaled = error(grad=False)[0]
+        optimizer = torch.optim.LBFGS([log_scale], max_iter=100, tolerance_grad=1e-9,
+                                      tolerance_change=1e-12, line_search_fn="strong_wolfe")
+        optimizer.step(closure)
+        fitted = error(grad=False)[0]
+        if math.isfinite(fitted) and fitted < unscaled:
+            with torch.no_grad():
+                scale.copy_(torch.exp(log_scale))
+
     def get_loss(self, y_pred, y_true, X=None, training=False, sample_weight=None):
         recon, kl = self.negative_elbo_terms(y_pred, y_true)
         prefix = "train" if training else "valid"

@@ -9,7 +9,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseAutoencoder, _padded, fill_doc
+from ._base import _BaseAutoencoder, _padded, fill_doc, spread_rows
+from ._data import ArrayDataset
+from ._runtime import torch_threads
 from ._tabular import _is_polars, to_pandas
 from ._modules import VariationalAutoencoder
 from ._net import VAENet
@@ -19,6 +21,9 @@ SCORE_DRAWS = 16
 
 # Floor of a learned Gaussian scale, relative to the data's root mean variance.
 MIN_SCALE = 1e-3
+
+# Training rows that the reconstruction scale is fitted on: it has one value per code.
+SCALE_ROWS = 4096
 
 
 @fill_doc
@@ -67,6 +72,11 @@ class VAETransformer(_BaseAutoencoder):
     likelihood_ : str
         The likelihood used, "bernoulli" or "gaussian".
 
+    reconstruction_scale_ : ndarray of shape (n_components_,)
+        Factor applied to each code before it is decoded by
+        :meth:`inverse_transform`, :meth:`reconstruct` and
+        :meth:`interpolate` (not by :meth:`sample`); see Notes.
+
     Notes
     -----
     ``transform`` returns the posterior mean, so the same input always gives
@@ -77,6 +87,20 @@ class VAETransformer(_BaseAutoencoder):
     a row's score depends on neither the call nor the rows beside it. The training history ``net_.history`` holds ``train_recon``,
     ``train_kl`` (and ``valid_*`` with early stopping) per epoch.
 
+    **Reconstructions.** A posterior mean is shrunk toward the prior's
+    mean: probabilistic PCA's is its least-squares code times
+    ``(L_k - s2) / L_k`` per component, so decoding it as it is
+    reconstructs worse than PCA (by ``s2**2 / L_k`` per component, summed
+    over the features). Codes are therefore decoded at
+    ``reconstruction_scale_ * z``: after training, the factors that give the
+    least squared error on up to ``SCALE_ROWS`` (4096) training rows, found
+    by L-BFGS with the network fixed and kept only where they lower that
+    error (Tipping and Bishop's least-squares reconstruction, section 3.3,
+    which at the PCA start is exactly PCA's). :meth:`sample` decodes draws
+    from the prior unscaled: they are not shrunk. Of a table with
+    categorical columns the factors stay 1, squared error being no
+    criterion for a category.
+
     **The PCA start** (``init="pca"``). A linear Gaussian VAE is
     probabilistic PCA (Lucas et al. 2019), so the Gaussian VAE starts at
     PPCA's maximum-likelihood solution (Tipping and Bishop 1999): decoder
@@ -84,9 +108,12 @@ class VAETransformer(_BaseAutoencoder):
     the discarded eigenvalues (as ``PCA.noise_variance_``), the scales at
     ``sqrt(s2)``, and the encoder's mean and variance at the exact
     posterior ``N(L_k^-1 (L_k - s2 I)^(1/2) U_k^T (x - mean), s2 L_k^-1)``.
-    The bound then equals PPCA's log-likelihood, ``PCA(k).score(X)``, and
-    with early stopping the returned weights never have a lower
-    validation bound. With ``likelihood="bernoulli"`` the encoder starts
+    The bound then equals PPCA's log-likelihood, ``PCA(k).score(X)``, the
+    reconstruction factors start at ``L_k / (L_k - s2)``, so the start
+    reconstructs as PCA does, and with early stopping the returned weights
+    never have a lower validation bound, nor (as measured while training,
+    before the factors are refitted) reconstruct the validation rows worse
+    than the start. With ``likelihood="bernoulli"`` the encoder starts
     the same way and the decoder outputs Bernoulli means ``mean + W z``
     (clamped into [1e-4, 1 - 1e-4] in the loss and into [0, 1] when
     decoding), so that reconstructions at the posterior mean start as
@@ -246,7 +273,7 @@ class VAETransformer(_BaseAutoencoder):
         init_log_scale = 0.0 if learned else math.log(self.gaussian_scale)
         if start is not None and learned:
             init_log_scale = 0.5 * math.log(self._ppca_noise_variance(start))
-        return VariationalAutoencoder(
+        module = VariationalAutoencoder(
             encoder, decoder,
             output_activation=self._output_activation,
             n_features=self._n_model_features,
@@ -254,7 +281,13 @@ class VAETransformer(_BaseAutoencoder):
             init_log_scale=init_log_scale,
             min_log_scale=self._min_log_scale,
             output_bounds=(self._data_min, self._data_max),
+            n_components=self.n_components_,
         )
+        if start is not None:
+            scale = self._linear_start(start)["reconstruction_scale"]
+            with torch.no_grad():
+                module.reconstruction_scale.copy_(torch.as_tensor(scale))
+        return module
 
     def _ppca_noise_variance(self, pca):
         """PPCA's noise variance (``pca.noise_variance_``), kept above the scale's floor."""
@@ -284,6 +317,8 @@ class VAETransformer(_BaseAutoencoder):
             "decoder_weight": components.T * w,
             "decoder_bias": pca.mean_,
             "code_scale": np.ones(k),
+            # The posterior mean shrinks each code by w^2 / m; decoding undoes it.
+            "reconstruction_scale": np.where(w > 0, m / np.maximum(w ** 2, 1e-300), 1.0),
         }
 
     def _net_params(self):
@@ -316,6 +351,28 @@ class VAETransformer(_BaseAutoencoder):
 
         return self._map_input(X, bound, 1).ravel()
 
+    def _after_training(self, X, sample_weight=None):
+        self._fit_reconstruction_scale(X, sample_weight)
+        super()._after_training(X, sample_weight)
+
+    def _fit_reconstruction_scale(self, X, sample_weight):
+        """Fit ``reconstruction_scale_`` on up to ``SCALE_ROWS`` training rows; see Notes."""
+        net = self.net_
+        if self._mixed:
+            # Squared error is no criterion for a category: such codes decode unscaled.
+            net.module_.reconstruction_scale.fill_(1.0)
+        else:
+            rows = spread_rows(len(X), SCALE_ROWS)
+            codes = self._map_batches(X[rows], lambda module, batch: module.encode(batch),
+                                      self.n_components_)
+            targets = ArrayDataset(X[rows], self._module_input_shape).batch(
+                start=0, stop=len(rows))
+            weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
+            with torch_threads(self.n_threads):
+                net.fit_reconstruction_scale(torch.from_numpy(codes).to(net.device),
+                                             targets.to(net.device), weight)
+        self.reconstruction_scale_ = net.module_.reconstruction_scale.cpu().numpy().copy()
+
     def _set_training_results(self, net, **kwargs):
         super()._set_training_results(net, **kwargs)
         self._score_seed = int(np.random.SeedSequence(net.random_seed).generate_state(4)[3])
@@ -341,7 +398,7 @@ class VAETransformer(_BaseAutoencoder):
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
         Z = torch.randn((n_samples, self.n_components_), generator=generator).numpy()
-        return self.inverse_transform(Z)
+        return self._decode_codes(Z, lambda module, batch: module.generate(batch))
 
     def interpolate(self, x_a, x_b, n_steps=8):
         """Decode evenly spaced points on the line between the codes of two samples.

@@ -108,6 +108,26 @@ def test_vae_starts_at_probabilistic_pca(k, wine):
     np.testing.assert_allclose(capture.bound_, pca.score_samples(wine), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(capture.log_scale_, 0.5 * np.log(pca.noise_variance_),
                                rtol=1e-5)
+    # The posterior mean is shrunk; decoded through the reconstruction scale
+    # it gives back PCA's own reconstruction.
+    _, expected = _pca_reconstruction(wine, k)
+    np.testing.assert_allclose(capture.reconstruction_, expected, atol=1e-4)
+    shrunk = capture.codes_ @ (pca.components_.T * np.sqrt(
+        pca.explained_variance_ - pca.noise_variance_)).T + pca.mean_
+    assert np.mean((shrunk - wine) ** 2) > np.mean((expected - wine) ** 2) + 1e-3
+
+
+def test_vae_kept_start_reconstructs_as_pca(wine):
+    # A rate too small to move the weights: the start is kept, and its
+    # refitted reconstruction scale stays the one that undoes the shrinkage.
+    vae = VAETransformer(3, learning_rate_init=1e-12, max_iter=2, random_state=0).fit(wine)
+    _, expected = _pca_reconstruction(wine, 3)
+    np.testing.assert_allclose(vae.inverse_transform(vae.transform(wine)), expected,
+                               atol=1e-4)
+    pca = PCA(3).fit(wine.astype(np.float64))
+    np.testing.assert_allclose(
+        vae.reconstruction_scale_,
+        pca.explained_variance_ / (pca.explained_variance_ - pca.noise_variance_), rtol=1e-3)
 
 
 def test_bernoulli_vae_starts_at_clipped_pca(digits_split):

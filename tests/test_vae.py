@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
@@ -132,3 +133,29 @@ def test_sample_and_interpolate_errors(digits_split):
         vae.interpolate(X[0][:10], X[1])
     with pytest.raises(ValueError, match="n_samples=0 must be a positive int"):
         vae.sample(0)
+
+
+def test_reconstruction_scale_only_lowers_the_training_error(digits_split):
+    X = digits_split[0][:400]
+    vae = VAETransformer(3, max_iter=15, random_state=0).fit(X)
+    module = vae.net_.module_
+    codes = torch.as_tensor(vae.transform(X))
+    with torch.no_grad():
+        unscaled = module.generate(codes).numpy()
+    scaled = vae.inverse_transform(codes.numpy())
+    assert np.mean((scaled - X) ** 2) <= np.mean((unscaled - X) ** 2)
+    assert vae.reconstruction_scale_.shape == (3,)
+    assert np.all(vae.reconstruction_scale_ > 0)
+    np.testing.assert_allclose(
+        scaled, module.generate(codes * torch.as_tensor(vae.reconstruction_scale_)).detach(),
+        atol=1e-6)
+
+
+def test_sample_decodes_prior_draws_without_the_reconstruction_scale(digits_split):
+    vae = VAETransformer(2, max_iter=3, random_state=0).fit(digits_split[0][:300])
+    assert not np.allclose(vae.reconstruction_scale_, 1.0)
+    draws = torch.randn((5, 2), generator=torch.Generator().manual_seed(
+        int(np.random.RandomState(7).randint(np.iinfo(np.int32).max))))
+    with torch.no_grad():
+        expected = vae.net_.module_.generate(draws).numpy()
+    np.testing.assert_allclose(vae.sample(5, random_state=7), expected, atol=1e-6)
