@@ -42,7 +42,7 @@ from ._modules import (
 )
 from ._net import (
     AutoencoderNet, AutoProgressBar, ContinuedLRScheduler, ConvergenceMonitor,
-    LastEpochWeights, StopOnNonFiniteLoss, all_finite, supports_fused,
+    LastEpochWeights, RelativePlateau, StopOnNonFiniteLoss, all_finite, supports_fused,
 )
 from ._runtime import flushed_denormals, resolve_device, seeded_torch, torch_threads
 from ._tabular import TableEncoder, _is_categorical_dtype, _is_polars, to_pandas
@@ -182,7 +182,11 @@ default="constant"
         Epochs without an improvement of at least ``tol`` before stopping.
 
     tol : float, default=1e-4
-        Smallest decrease of the monitored loss that counts as improvement.
+        Smallest decrease of the monitored loss that counts as improvement,
+        relative to the loss's magnitude (as skorch's ``EarlyStopping``
+        default): a loss of 0.006 must fall by 6e-7, one of 0.4 by 4e-5.
+        Relative, so that the same default holds for pixels in [0, 1],
+        standardized tables and a VAE's loss in nats.
 
     device : str, default="auto"
         torch device; "auto" picks CUDA when available, else the CPU.
@@ -886,8 +890,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.learning_rate == "adaptive":
             # MLPRegressor's "adaptive": two epochs in a row without a gain of tol.
             return ContinuedLRScheduler(
-                torch.optim.lr_scheduler.ReduceLROnPlateau, monitor=monitor, mode="min",
-                factor=0.2, patience=1, threshold=self.tol, threshold_mode="abs")
+                RelativePlateau, monitor=monitor, mode="min",
+                factor=0.2, patience=1, threshold=self.tol, threshold_mode="rel")
         if self.learning_rate == "cosine":
             return ContinuedLRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR,
                                         T_max=self.max_iter)
@@ -976,7 +980,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             ("stop_on_non_finite", StopOnNonFiniteLoss()),
             ("convergence", ConvergenceMonitor(
                 monitor=monitor, patience=self.n_iter_no_change, threshold=self.tol,
-                threshold_mode="abs", load_best=self.early_stopping_,
+                threshold_mode="rel", load_best=self.early_stopping_,
                 constraint=self._selection_constraint,
             )),
         ]

@@ -936,12 +936,21 @@ class ConvergenceMonitor(EarlyStopping):
 
     Also safe when no epoch finished: skorch's version reads the last epoch
     of the history at the end of training, which fails when training was
-    interrupted in the first epoch.
+    interrupted in the first epoch. A relative ``threshold`` is a fraction
+    of the score's magnitude, so that it also holds for negative scores
+    (a VAE's negative ELBO), where skorch's ``score * threshold`` would
+    lower the bar instead of raising it.
     """
 
     def __init__(self, *args, constraint=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.constraint = constraint
+
+    def _calc_new_threshold(self, score):
+        if not math.isfinite(score):  # skorch's first threshold: any score beats it
+            return score
+        change = self.threshold * (abs(score) if self.threshold_mode == "rel" else 1.0)
+        return score - change if self.lower_is_better else score + change
 
     def on_train_begin(self, net, **kwargs):
         if getattr(net, "_resuming", False):
@@ -1004,6 +1013,19 @@ class ConvergenceMonitor(EarlyStopping):
         # after training; pickled in the middle of one (a checkpoint), they
         # are the ones the end of a resumed training restores.
         return dict(vars(self))
+
+
+class RelativePlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
+    """torch's ``ReduceLROnPlateau`` (mode "min") whose relative threshold is of the loss's magnitude.
+
+    torch's relative test, ``a < best * (1 - threshold)``, accepts a worse
+    loss as better when the loss is negative (a VAE's negative ELBO).
+    """
+
+    def _is_better(self, a, best):
+        if not math.isfinite(best):  # the first epoch: any loss beats the initial inf
+            return a < best
+        return a < best - self.threshold * abs(best)
 
 
 class ContinuedLRScheduler(LRScheduler):

@@ -526,7 +526,7 @@ def test_interrupt_with_early_stopping_names_the_weights_it_keeps(where, X):
     assert kept >= max([est.validation_start_score_, *est.validation_scores_]) - est.tol
 
 
-def _monitor_run(scores, start_score, patience):
+def _monitor_run(scores, start_score, patience, threshold=0.0, threshold_mode="abs"):
     """Drive a ConvergenceMonitor through epochs of the given validation losses."""
     from skorch.history import History
 
@@ -536,8 +536,9 @@ def _monitor_run(scores, start_score, patience):
     torch.nn.init.zeros_(module.weight)
     net = SimpleNamespace(history=History(), module_=module, verbose=0, _resuming=False,
                           evaluate=lambda dataset: {"valid_loss": start_score})
-    monitor = ConvergenceMonitor(monitor="valid_loss", patience=patience, threshold=0.0,
-                                 threshold_mode="abs", load_best=True)
+    monitor = ConvergenceMonitor(monitor="valid_loss", patience=patience,
+                                 threshold=threshold, threshold_mode=threshold_mode,
+                                 load_best=True)
     monitor.on_train_begin(net)
     for epoch, score in enumerate(scores, start=1):
         net.history.new_epoch()
@@ -564,3 +565,28 @@ def test_patience_counts_from_the_best_trained_epoch_not_the_start():
 def test_the_start_is_restored_when_no_trained_epoch_beats_it():
     n_epochs, best, weight = _monitor_run([1.5, 1.2, 1.3, 1.4], 1.0, patience=2)
     assert (n_epochs, best, weight) == (4, 0, 0.0)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_relative_tol_asks_the_same_share_at_any_scale_and_sign(sign, scale):
+    # Losses that fall by 0.5% then by 0.02% an epoch, from a start of
+    # sign * scale: with tol=1e-3 the first epochs count and the later ones
+    # do not, whatever the loss's unit, a negative ELBO's included.
+    start = sign * scale
+    losses, loss = [], start
+    for share in [5e-3] * 3 + [2e-4] * 4:
+        loss -= share * abs(loss)
+        losses.append(loss)
+    n_epochs, best, _ = _monitor_run(losses, start, patience=3, threshold=1e-3,
+                                     threshold_mode="rel")
+    assert (n_epochs, best) == (6, 3)
+
+
+def test_default_tol_is_relative(X):
+    est = AutoencoderTransformer(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X[:200])
+    monitor = dict(est.net_.callbacks_)["convergence"]
+    assert (monitor.threshold_mode, monitor.threshold) == ("rel", 1e-4)
