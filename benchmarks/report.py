@@ -76,6 +76,8 @@ def summarize(frame):
         "error": groups["error"].apply(lambda s: next((e for e in s if e), "")),
     })
     summary = summary.join(means).join(stds)
+    if "train_rows" in frame:  # which split a goal was measured on
+        summary["train_rows"] = groups["train_rows"].max()
     return summary.reset_index()
 
 

@@ -140,6 +140,16 @@ def test_goals_say_pass_or_fall_short():
     assert goals[(vae, "wine k=2")]["status"] == "PASS"
     assert goals[(vae, "wine k=8")]["status"] == "FALL SHORT"
     assert goals[("table goals", "diabetes")]["status"] == "NOT RUN"
+    # The Fashion-MNIST MSE goals and marks are set on the official split:
+    # a run on a subset reports them not run, and still checks the rest.
+    summary["train_rows"] = np.where(summary["dataset"] == "fashion_mnist", 5000, 133)
+    goals = {(g["goal"], g["scope"]): g for g in check_goals(summary)}
+    assert ("best skae recon MSE <= 0.55 x PCA", "fashion_mnist k=2") not in goals
+    subset = goals[("Fashion-MNIST MSE goals and marks", "fashion_mnist k=2")]
+    assert subset["status"] == "NOT RUN" and "5,000" in subset["detail"]
+    assert goals[("best skae KMeans NMI at 2-D > PCA", "fashion_mnist k=2")]["status"] \
+        == "PASS"
+    assert goals[(never, "wine k=2")]["status"] == "FALL SHORT"
 
 
 def test_command_line_prints_the_table(tmp_path, capsys):
