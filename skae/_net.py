@@ -714,9 +714,8 @@ class VAENet(AutoencoderNet):
         probabilistic PCA is its least-squares code shrunk by ``(L - s2) / L``
         per component, so at the PCA start the least-squares factor is
         ``L / (L - s2)`` and decodes as PCA reconstructs (Tipping and Bishop
-        1999, section 3.3). ``codes`` and X
-        are tensors on the net's device; rows go through the decoder
-        ``chunk_rows`` at a time.
+        1999, section 3.3). ``codes`` and X are tensors on the net's device;
+        rows go through the decoder ``chunk_rows`` at a time.
         """
         module = self.module_
         module.eval()

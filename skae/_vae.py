@@ -283,7 +283,7 @@ class VAETransformer(_BaseAutoencoder):
             output_bounds=(self._data_min, self._data_max),
             n_components=self.n_components_,
         )
-        if start is not None:
+        if start is not None and not self._mixed:
             scale = self._linear_start(start)["reconstruction_scale"]
             with torch.no_grad():
                 module.reconstruction_scale.copy_(torch.as_tensor(scale))
@@ -358,10 +358,8 @@ class VAETransformer(_BaseAutoencoder):
     def _fit_reconstruction_scale(self, X, sample_weight):
         """Fit ``reconstruction_scale_`` on up to ``SCALE_ROWS`` training rows; see Notes."""
         net = self.net_
-        if self._mixed:
-            # Squared error is no criterion for a category: such codes decode unscaled.
-            net.module_.reconstruction_scale.fill_(1.0)
-        else:
+        # Squared error is no criterion for a category: such codes decode unscaled.
+        if not self._mixed:
             rows = spread_rows(len(X), SCALE_ROWS)
             codes = self._map_batches(X[rows], lambda module, batch: module.encode(batch),
                                       self.n_components_)

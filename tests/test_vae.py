@@ -159,3 +159,15 @@ def test_sample_decodes_prior_draws_without_the_reconstruction_scale(digits_spli
     with torch.no_grad():
         expected = vae.net_.module_.generate(draws).numpy()
     np.testing.assert_allclose(vae.sample(5, random_state=7), expected, atol=1e-6)
+
+
+def test_mixed_table_codes_decode_unscaled():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120),
+                          "c": pd.Categorical(rng.choice(["x", "y", "z"], size=120))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae = VAETransformer(2, max_iter=3, random_state=0).fit(frame)
+    np.testing.assert_array_equal(vae.reconstruction_scale_, np.ones(2))
+    assert list(vae.inverse_transform(vae.transform(frame)).columns) == ["a", "b", "c"]
