@@ -72,7 +72,7 @@ class VAETransformer(_BaseAutoencoder):
     likelihood_ : str
         The likelihood used, "bernoulli" or "gaussian".
 
-    reconstruction_scale_ : ndarray of shape (n_components_,)
+    reconstruction_scale_ : ndarray of shape (n_components,)
         Factor applied to each code before it is decoded by
         :meth:`inverse_transform`, :meth:`reconstruct` and
         :meth:`interpolate` (not by :meth:`sample`); see Notes.
