@@ -333,7 +333,7 @@ class VariationalAutoencoder(nn.Module):
         scale, and the likelihood, without bound.
     output_bounds : (float, float) or None, default=None
         Bounds of the ``"clip"`` output activation.
-    n_components : int or None, default=None
+    n_components : int
         Width of the code, for ``reconstruction_scale``.
 
     Notes
@@ -347,7 +347,7 @@ class VariationalAutoencoder(nn.Module):
 
     def __init__(self, encoder, decoder, output_activation, n_features,
                  learn_scale=False, init_log_scale=0.0, min_log_scale=-math.inf,
-                 output_bounds=None, n_components=None):
+                 output_bounds=None, *, n_components):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -359,7 +359,7 @@ class VariationalAutoencoder(nn.Module):
         else:
             self.register_buffer("log_scale", log_scale)
         self.min_log_scale = float(min_log_scale)
-        self.register_buffer("reconstruction_scale", torch.ones(n_components or 1))
+        self.register_buffer("reconstruction_scale", torch.ones(n_components))
 
     def gaussian_log_scale(self):
         """Per-feature log standard deviation of the Gaussian likelihood, floored."""

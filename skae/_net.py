@@ -912,6 +912,18 @@ class LastEpochWeights(Callback):
         self.state_ = self._module = self._live = None
 
 
+def improvement_bar(best, threshold, relative):
+    """The loss a new one must be below to improve on ``best`` by ``threshold``.
+
+    A relative threshold is a fraction of ``|best|``, so that the bar is
+    raised for a negative loss too; every finite loss beats an infinite
+    ``best`` (the first epoch's).
+    """
+    if not math.isfinite(best):
+        return best
+    return best - threshold * (abs(best) if relative else 1.0)
+
+
 class ConvergenceMonitor(EarlyStopping):
     """skorch's :class:`~skorch.callbacks.EarlyStopping`, with the start among the candidates.
 
@@ -946,10 +958,9 @@ class ConvergenceMonitor(EarlyStopping):
         self.constraint = constraint
 
     def _calc_new_threshold(self, score):
-        if not math.isfinite(score):  # skorch's first threshold: any score beats it
-            return score
-        change = self.threshold * (abs(score) if self.threshold_mode == "rel" else 1.0)
-        return score - change if self.lower_is_better else score + change
+        if not self.lower_is_better:
+            return super()._calc_new_threshold(score)
+        return improvement_bar(score, self.threshold, self.threshold_mode == "rel")
 
     def on_train_begin(self, net, **kwargs):
         if getattr(net, "_resuming", False):
@@ -1022,9 +1033,7 @@ class RelativePlateau(torch.optim.lr_scheduler.ReduceLROnPlateau):
     """
 
     def _is_better(self, a, best):
-        if not math.isfinite(best):  # the first epoch: any loss beats the initial inf
-            return a < best
-        return a < best - self.threshold * abs(best)
+        return a < improvement_bar(best, self.threshold, relative=True)
 
 
 class ContinuedLRScheduler(LRScheduler):
