@@ -2,9 +2,10 @@
 
 Per noise kind and level, test images corrupted once are compared (MSE, PSNR) with the
 clean ones: as they are, through PCA and an AutoencoderTransformer fitted on clean
-images, and through a DenoisingAutoencoder trained with that noise; every code is
-32-wide. Data: fashion_mnist.npz from $SKAE_DATA (benchmarks.data), 20,000 / 2,000
-images, or 5,000 / 1,000 and 3 epochs with --quick. Methods: docs/benchmarks.rst.
+images, and through DenoisingAutoencoders trained with that noise (the defaults,
+and preserve_clean=False); every code is 32-wide. Data: fashion_mnist.npz from
+$SKAE_DATA (benchmarks.data), 20,000 / 2,000 images, or 5,000 / 1,000 and 3 epochs
+with --quick. Methods: docs/benchmarks.rst.
 
 Usage: python benchmarks/bench_denoising.py [--quick] [--threads N] [--seed S]
 [--out-dir DIR]; writes denoising.{csv,json,md}, denoising.png and denoising_kinds.png
@@ -38,8 +39,10 @@ from skae import AutoencoderTransformer, DenoisingAutoencoder  # noqa: E402
 from skae._noise import NOISE_KINDS, Corruption  # noqa: E402
 
 NOISE_LEVELS = (0.1, 0.2, 0.4)
-LABELS = {"clean": "clean", "noisy": "noisy", "pca": "PCA", "ae": "AE", "dae": "DAE"}
-METHODS = ("noisy", "pca", "ae", "dae")
+LABELS = {"clean": "clean", "noisy": "noisy", "pca": "PCA", "ae": "AE", "dae": "DAE",
+          "dae_free": "DAE free"}
+METHODS = ("noisy", "pca", "ae", "dae", "dae_free")
+DAES = {"dae": {}, "dae_free": {"preserve_clean": False}}
 N_EXAMPLES = 6  # the first test images, shown in the figures
 MSE_FLOOR = 1e-10  # so that an untouched image has a finite PSNR (100 dB)
 PROFILES = {"default": {"n_train": 20_000, "n_test": 2_000, "max_iter": 15},
@@ -51,8 +54,11 @@ MODEL_PARAMS = {"n_components": 32, "hidden_layer_sizes": (512, 256), "batch_siz
 NOTES = """Test images corrupted once with `skae._noise.Corruption` (seeded, no clipping);
 MSE over pixels in [0, 1], PSNR = 10 log10(1 / MSE) per image, averaged.
 All models have a 32-wide code. PCA and AE are fitted on clean
-training images; each DAE is trained with the row's noise kind and level.
-DAE/noisy and DAE/PCA are ratios of MSE (below 1: the DAE is better)."""
+training images; each DAE is trained with the row's noise kind and level,
+"DAE" with the defaults and "DAE free" with `preserve_clean=False` (selected
+by the denoising loss alone). DAE/noisy, DAE/PCA and free/PCA are ratios of
+MSE (below 1: the DAE is better); "clean" columns are each DAE's MSE on the
+clean test images, the price of denoising."""
 
 
 def corrupt(X, kind, level, low, high, seed):
@@ -101,32 +107,41 @@ def run(profile, seed, n_threads):
     noise_seeds = np.random.SeedSequence(seed).generate_state(len(settings))
     for (kind, level), noise_seed in zip(settings, noise_seeds):
         noisy = corrupt(X_test, kind, level, low, high, int(noise_seed))
-        dae = DenoisingAutoencoder(noise=kind, noise_level=level, **params)
-        dae_fit = fit(dae, X_train)
-        outputs = {"noisy": noisy, **{m: apply(noisy) for m, apply in fitted_clean.items()},
-                   "dae": dae.denoise(noisy)}
-        row = {"noise": kind, "level": level}
+        outputs = {"noisy": noisy, **{m: apply(noisy) for m, apply in fitted_clean.items()}}
+        row, dae_fits = {"noise": kind, "level": level}, {}
+        for name, extra in DAES.items():
+            dae = DenoisingAutoencoder(noise=kind, noise_level=level, **params, **extra)
+            dae_fits[name] = fit(dae, X_train)
+            outputs[name] = dae.denoise(noisy)
+            row[f"clean_mse_{name}"] = float(errors(X_test, dae.reconstruct(X_test))[0].mean())
+            row[f"{name}_epochs"] = dae_fits[name]["n_iter"]
         for method, output in outputs.items():
             mse, psnr = errors(X_test, output)
             row[f"mse_{method}"], row[f"psnr_{method}"] = float(mse.mean()), float(psnr.mean())
         row["mse_ratio_dae_noisy"] = row["mse_dae"] / row["mse_noisy"]
         row["mse_ratio_dae_pca"] = row["mse_dae"] / row["mse_pca"]
-        row["dae_epochs"] = dae_fit["n_iter"]
-        rows.append({**row, "dae_fit": dae_fit})  # the fit's details stay in the JSON
+        row["mse_ratio_dae_free_pca"] = row["mse_dae_free"] / row["mse_pca"]
+        rows.append({**row, "dae_fits": dae_fits})  # the fits' details stay in the JSON
         examples[kind, level] = {name: images[:N_EXAMPLES].reshape(-1, *data.image_shape)
                                  for name, images in {"clean": X_test, **outputs}.items()}
-        print(f"{kind:>15} {level:.1f}: MSE DAE {row['mse_dae']:.4f}, PCA {row['mse_pca']:.4f}"
-              f" ({dae_fit['fit_seconds']} s)", flush=True)
+        print(f"{kind:>15} {level:.1f}: MSE DAE {row['mse_dae']:.4f}, free "
+              f"{row['mse_dae_free']:.4f}, PCA {row['mse_pca']:.4f} "
+              f"({dae_fits['dae']['fit_seconds']} s, {dae_fits['dae_free']['fit_seconds']} s)",
+              flush=True)
     return rows, examples, fits
 
 
 def table(rows):
     header = (["noise", "level"] + [f"MSE {LABELS[m]}" for m in METHODS]
-              + [f"PSNR {LABELS[m]} (dB)" for m in METHODS] + ["DAE/noisy MSE", "DAE/PCA MSE"])
+              + [f"PSNR {LABELS[m]} (dB)" for m in METHODS]
+              + ["DAE/noisy MSE", "DAE/PCA MSE", "free/PCA MSE"]
+              + [f"clean MSE {LABELS[m]}" for m in DAES])
     return markdown_table(header, [
         [row["noise"], f"{row['level']:.1f}"] + [f"{row[f'mse_{m}']:.4f}" for m in METHODS]
         + [f"{row[f'psnr_{m}']:.2f}" for m in METHODS]
-        + [f"{row['mse_ratio_dae_noisy']:.3f}", f"{row['mse_ratio_dae_pca']:.3f}"]
+        + [f"{row['mse_ratio_dae_noisy']:.3f}", f"{row['mse_ratio_dae_pca']:.3f}",
+           f"{row['mse_ratio_dae_free_pca']:.3f}"]
+        + [f"{row[f'clean_mse_{m}']:.4f}" for m in DAES]
         for row in rows])
 
 
@@ -186,7 +201,7 @@ def main(argv=None):
         rows, examples, fits = run(profile, args.seed, args.threads)
     notes = (f"{NOTES}\n\nReconstruction MSE of the clean test images (the floor without "
              f"noise): PCA {fits['clean_mse']['pca']:.4f}, AE {fits['clean_mse']['ae']:.4f}. "
-             f"DAE epochs: `dae_epochs` in the CSV. Figures: the first {N_EXAMPLES} test images.")
+             f"DAE epochs: `dae_epochs` and `dae_free_epochs` in the CSV. Figures: the first {N_EXAMPLES} test images.")
     write_results(
         args.out_dir, "denoising", rows, table(rows),
         title="Denoising Fashion-MNIST: noisy vs PCA vs autoencoder vs denoising autoencoder",

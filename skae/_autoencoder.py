@@ -237,6 +237,14 @@ default="gaussian"
         Clamp corrupted values: True clamps into the training data's range,
         a pair into those bounds, None or False does not clamp.
 
+    preserve_clean : bool, default=True
+        With early stopping, keep only epochs that reconstruct the clean
+        validation rows no worse than the start (PCA's error, with
+        ``init="pca"``). False selects by the denoising loss alone: heavy
+        corruption (masking or salt and pepper of 0.2 and more) can make
+        every epoch that denoises better than PCA reconstruct clean rows
+        worse, and then only False lets training leave the start.
+
     %(common_parameters)s
 
     output_activation : {"auto", "identity", "clip", "sigmoid"}, default="auto"
@@ -262,7 +270,10 @@ default="gaussian"
     rows, among those that reconstruct the clean validation rows no worse
     than the start (``valid_clean_mse`` in the history): denoising can
     cost accuracy on clean rows where PCA is nearly lossless, and the
-    model never pays it beyond PCA's error.
+    model never pays it beyond PCA's error. ``preserve_clean=False`` drops
+    that condition, for input that is always corrupted when the model
+    sees it; a fit that kept its start because of the condition says so
+    in its warning.
 
     Examples
     --------
@@ -282,10 +293,15 @@ default="gaussian"
         "noise": [StrOptions(set(NOISE_KINDS)), callable],
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "clip": [None, "boolean", tuple, list],
+        "preserve_clean": ["boolean"],
     }
     _net_class = DenoisingNet
-    # The kept weights reconstruct clean validation rows no worse than the start.
-    _selection_constraint = "valid_clean_mse"
+    _constraint_hint = "set preserve_clean=False to select by the denoising loss alone"
+
+    @property
+    def _selection_constraint(self):
+        # The kept weights reconstruct clean validation rows no worse than the start.
+        return "valid_clean_mse" if self.preserve_clean else None
 
     def __init__(
         self,
@@ -295,6 +311,7 @@ default="gaussian"
         noise="gaussian",
         noise_level=0.2,
         clip=None,
+        preserve_clean=True,
         architecture="mlp",
         hidden_layer_sizes="auto",
         conv_channels=(32, 64, 64),
@@ -355,6 +372,7 @@ default="gaussian"
         self.noise = noise
         self.noise_level = noise_level
         self.clip = clip
+        self.preserve_clean = preserve_clean
 
     def _check_fit_data(self, X, pca=None):
         super()._check_fit_data(X, pca)

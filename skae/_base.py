@@ -591,8 +591,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Extra keyword arguments for ``_net_class`` (loss settings, noise)."""
         return {}
 
-    # A validation value that the kept weights may not hold above the start's.
+    # A validation value that the kept weights may not hold above the start's,
+    # and what the warning of a fit that the constraint kept at its start advises.
     _selection_constraint = None
+    _constraint_hint = None
 
     def _check_fit_data(self, X, pca=None):
         """Validate parameters against the training data; set data-derived attributes.
@@ -1325,12 +1327,19 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         elif (self.early_stopping_ and self.best_epoch_ == self.n_iter_ - epochs_run
               and epochs_run):
             start = "its PCA start" if self.init == "pca" else "its initial weights"
+            rejected = stopper.rejected_epochs_
+            if rejected:
+                outcome = (f"{rejected} of its {self.n_iter_} epochs lowered the validation "
+                           f"loss but held {self._selection_constraint} above the start's")
+                advice = f"; {self._constraint_hint}." if self._constraint_hint else "."
+            else:
+                outcome = (f"no epoch of {self.n_iter_} beat it on the validation rows "
+                           f"(by at least tol={self.tol})")
+                advice = (". A larger model, more epochs or a different learning_rate_init "
+                          "may help; on data that PCA already reconstructs almost "
+                          "exactly there may be nothing to gain.")
             warnings.warn(
-                f"{type(self).__name__} never beat {start} on the validation rows "
-                f"in {self.n_iter_} epochs (by at least tol={self.tol}); keeping "
-                "the start (best_epoch_ = 0). A larger model, more epochs or a "
-                "different learning_rate_init may help; on data that PCA already "
-                "reconstructs almost exactly there may be nothing to gain.",
+                f"{type(self).__name__} kept {start} (best_epoch_ = 0): {outcome}{advice}",
                 UserWarning,
             )
         elif not converged:

@@ -944,6 +944,8 @@ class ConvergenceMonitor(EarlyStopping):
     ``constraint`` names a second validation value (e.g. a VAE's
     ``valid_mse``) that a candidate epoch must hold at or below the start's:
     an epoch above it counts as no improvement, whatever its loss.
+    ``rejected_epochs_`` counts the epochs of the last training that beat
+    the start's loss but not its constraint.
 
     Also safe when no epoch finished: skorch's version reads the last epoch
     of the history at the end of training, which fails when training was
@@ -971,10 +973,13 @@ class ConvergenceMonitor(EarlyStopping):
         self.start_score_ = self._start = None
         self._constraint_limit = None
         self._start_pending = True
+        self.rejected_epochs_ = 0
 
     def on_epoch_end(self, net, **kwargs):
         limit = self._constraint_limit
         if limit is not None and not net.history[-1, self.constraint] <= limit:
+            if net.history[-1, self.monitor] < self._calc_new_threshold(self.start_score_):
+                self.rejected_epochs_ += 1
             self.misses_ += 1
             if self.misses_ == self.patience:
                 raise KeyboardInterrupt

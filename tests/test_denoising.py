@@ -160,3 +160,23 @@ def test_denoiser_beats_plain_autoencoder_on_noisy_input(digits_split):
     dae = DenoisingAutoencoder(noise_level=0.3, **params).fit(X_train)
     assert np.mean((dae.denoise(noisy) - X_test) ** 2) < \
         np.mean((plain.reconstruct(noisy) - X_test) ** 2)
+
+
+def test_preserve_clean_decides_whether_heavy_masking_leaves_the_start(digits_split):
+    # Masking 40% of the pixels: the first epochs denoise better than PCA but
+    # reconstruct clean rows worse, so only preserve_clean=False keeps them.
+    X = digits_split[0][:600]
+    params = dict(n_components=16, noise="masking", noise_level=0.4, max_iter=4,
+                  n_iter_no_change=3, early_stopping=True, random_state=0)
+    with pytest.warns(UserWarning, match="held valid_clean_mse above the start's; set "
+                                         "preserve_clean=False"):
+        kept = DenoisingAutoencoder(**params).fit(X)
+    assert kept.best_epoch_ == 0
+    free = DenoisingAutoencoder(preserve_clean=False, **params).fit(X)
+    assert free.best_epoch_ > 0
+    assert max(free.validation_scores_) > free.validation_start_score_
+    # The price the default refuses: clean rows come back worse than PCA's.
+    def clean_mse(model):
+        return np.mean((model.inverse_transform(model.transform(X)) - X) ** 2)
+
+    assert clean_mse(free) > clean_mse(kept)

@@ -18,7 +18,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 # Fits of one epoch, on purpose: the start is what these tests look at.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:.*never beat:UserWarning", "ignore::sklearn.exceptions.ConvergenceWarning")
+    "ignore:.* kept its:UserWarning", "ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 class StartCapture(Callback):
@@ -164,7 +164,7 @@ def test_selection_never_returns_worse_validation_loss_than_the_start(cls, wine)
 def test_a_fit_that_never_beats_its_start_says_so(wine):
     est = AutoencoderTransformer(3, learning_rate_init=0.5, early_stopping=True,
                                  max_iter=12, n_iter_no_change=3, random_state=0)
-    with pytest.warns(UserWarning, match="never beat its PCA start"):
+    with pytest.warns(UserWarning, match="kept its PCA start"):
         est.fit(wine)
     assert est.best_epoch_ == 0
     pca, expected = _pca_reconstruction(wine, 3)
@@ -234,7 +234,10 @@ def test_init_random_reproduces_the_codes_of_version_0_1():
                 n_threads=1).fit(X.reshape(-1, 8, 8)).transform(X.reshape(-1, 8, 8)),
         }
     for name, value in codes.items():
-        np.testing.assert_allclose(value, reference[name], rtol=1e-4, atol=1e-5,
+        # oneDNN picks its convolution kernels by the CPU's instruction set
+        # (AVX2 or AVX-512), which sum in different orders.
+        atol = 2e-4 if name == "ae_conv" else 1e-5
+        np.testing.assert_allclose(value, reference[name], rtol=1e-4, atol=atol,
                                    err_msg=name)
 
 
