@@ -1333,8 +1333,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                            f"loss but held {self._selection_constraint} above the start's")
                 advice = f"; {self._constraint_hint}." if self._constraint_hint else "."
             else:
-                outcome = (f"no epoch of {self.n_iter_} beat it on the validation rows "
-                           f"(by at least tol={self.tol})")
+                outcome = (f"none of its {self.n_iter_} epochs beat it on the validation "
+                           f"rows (by at least tol={self.tol})")
                 advice = (". A larger model, more epochs or a different learning_rate_init "
                           "may help; on data that PCA already reconstructs almost "
                           "exactly there may be nothing to gain.")

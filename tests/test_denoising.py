@@ -175,6 +175,7 @@ def test_preserve_clean_decides_whether_heavy_masking_leaves_the_start(digits_sp
     free = DenoisingAutoencoder(preserve_clean=False, **params).fit(X)
     assert free.best_epoch_ > 0
     assert max(free.validation_scores_) > free.validation_start_score_
+
     # The price the default refuses: clean rows come back worse than PCA's.
     def clean_mse(model):
         return np.mean((model.inverse_transform(model.transform(X)) - X) ** 2)
