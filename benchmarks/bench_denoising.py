@@ -201,7 +201,8 @@ def main(argv=None):
         rows, examples, fits = run(profile, args.seed, args.threads)
     notes = (f"{NOTES}\n\nReconstruction MSE of the clean test images (the floor without "
              f"noise): PCA {fits['clean_mse']['pca']:.4f}, AE {fits['clean_mse']['ae']:.4f}. "
-             f"DAE epochs: `dae_epochs` and `dae_free_epochs` in the CSV. Figures: the first {N_EXAMPLES} test images.")
+             "DAE epochs: `dae_epochs` and `dae_free_epochs` in the CSV. "
+             f"Figures: the first {N_EXAMPLES} test images.")
     write_results(
         args.out_dir, "denoising", rows, table(rows),
         title="Denoising Fashion-MNIST: noisy vs PCA vs autoencoder vs denoising autoencoder",

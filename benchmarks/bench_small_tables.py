@@ -98,7 +98,7 @@ def main():
         X_train = scaler.transform(data.X_train).astype(np.float32)
         X_test = scaler.transform(data.X_test).astype(np.float32)
         pca = PCA(2).fit(X_train)
-        table = f"{name} ({len(X_train)} training rows)"
+        label = f"{name} ({len(X_train)} training rows)"
         fitted = {}
         for setting, params in SETTINGS.items():
             cls = DenoisingAutoencoder if "noise" in params else AutoencoderTransformer
@@ -110,9 +110,9 @@ def main():
         for setting, fits in fitted.items():
             # The seeds' mean error per test row, for the bootstrap.
             errors = np.mean([_row_errors(m, X_test) for m in fits], axis=0)
-            row = {"table": table, "setting": setting,
+            row = {"table": label, "setting": setting,
                    "test_ratio_interval": _bootstrap_interval(errors, pca_errors),
-                   "test_ratio": float(np.mean([_mse(m, X_test) for m in fits]) / _mse(pca, X_test)),
+                   "test_ratio": float(errors.mean() / pca_errors.mean()),
                    "train_ratio": float(np.mean([_mse(m, X_train) for m in fits]) / _mse(pca, X_train)),
                    "best_epochs": [int(m.best_epoch_) for m in fits if hasattr(m, "best_epoch_")]}
             table_rows.append(row)
