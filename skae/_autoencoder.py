@@ -296,6 +296,8 @@ default="gaussian"
         "preserve_clean": ["boolean"],
     }
     _net_class = DenoisingNet
+    _setup_parameters = (*AutoencoderTransformer._setup_parameters, "noise", "noise_level",
+                         "clip", "preserve_clean")
     _constraint_hint = "set preserve_clean=False to select by the denoising loss alone"
 
     @property

@@ -59,6 +59,12 @@ LEARNING_RATES = ("constant", "adaptive", "cosine", "cyclic")
 STRUCTURAL_PARAMETERS = ("n_components", "init", "architecture", "hidden_layer_sizes",
                          "conv_channels", "input_shape", "activation", "batch_norm",
                          "optimizer")
+# Parameters of the training's set-up that a warm start or partial_fit keeps
+# too: the held-out rows, the batches, the dropout, the schedule, the device,
+# the callbacks and the logging of the fit it continues.
+TRAINING_SETUP_PARAMETERS = ("categorical_features", "dropout", "batch_size", "early_stopping",
+                             "validation_fraction", "learning_rate", "device", "callbacks",
+                             "verbose")
 
 # Rows per forward pass at inference, at most: larger than a training batch
 # because no gradients are kept. Fewer, larger batches spread the per-batch
@@ -213,8 +219,12 @@ default="constant"
         network for ``max_iter`` more epochs, as ``MLPRegressor`` does: the
         weights, the optimizer's state and the shuffling continue, the
         history grows and ``n_iter_`` counts every epoch; the PCA start is
-        not redone. Parameters that shape the network (``n_components``,
-        widths, architecture...) cannot change between such fits. An
+        not redone. A new ``max_iter``, ``learning_rate_init``, ``alpha``,
+        ``tol``, ``n_iter_no_change`` or ``n_threads`` applies; parameters
+        that shape the network (``n_components``, widths, architecture...)
+        or set up its training (held-out rows, ``batch_size``, ``dropout``,
+        the schedule, noise, ``device``, ``callbacks``, ``verbose``) cannot
+        change between such fits, and a ``ValueError`` names them. An
         estimator unpickled from an
         :class:`~skae.callbacks.EstimatorCheckpoint` runs the epochs its
         interrupted fit had left instead.
@@ -980,14 +990,16 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         callbacks = [
             ("last_epoch_weights", LastEpochWeights()),
             ("stop_on_non_finite", StopOnNonFiniteLoss()),
-            ("convergence", ConvergenceMonitor(
-                monitor=monitor, patience=self.n_iter_no_change, threshold=self.tol,
-                threshold_mode="rel", load_best=self.early_stopping_,
-                constraint=self._selection_constraint,
-            )),
         ]
         if self.learning_rate != "constant":
+            # Before the stopping rule, which ends training by raising: the last
+            # epoch's rate is recorded and its step taken, as in a longer fit.
             callbacks.append(("lr_scheduler", self._lr_scheduler(monitor, n_samples)))
+        callbacks.append(("convergence", ConvergenceMonitor(
+            monitor=monitor, patience=self.n_iter_no_change, threshold=self.tol,
+            threshold_mode="rel", load_best=self.early_stopping_,
+            constraint=self._selection_constraint,
+        )))
         if self.verbose >= 2:
             callbacks.append(("progress_bar", AutoProgressBar()))
         callbacks.extend(copy.deepcopy(self.callbacks or []))
@@ -1125,31 +1137,32 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             return None
         return weights
 
-    def _check_structure_unchanged(self):
-        """Refuse to continue training when a parameter that shapes the network changed."""
-        fitted = getattr(self, "_structure", None)
-        current = {name: getattr(self, name) for name in self._structural_parameters}
-        changed = sorted(name for name in current
-                         if fitted is not None and name in fitted
-                         and current[name] != fitted[name])
-        if changed:
-            described = ", ".join(f"{name}={current[name]!r} (fitted with "
-                                  f"{fitted[name]!r})" for name in changed)
-            raise ValueError(
-                f"{described}: these parameters shape the network, which warm_start "
-                "and partial_fit continue training; restore them, or fit anew with "
-                "warm_start=False."
-            )
-        schedule = (fitted or {}).get("learning_rate")
-        if schedule is not None and schedule != self.learning_rate:
-            raise ValueError(
-                f"learning_rate={self.learning_rate!r} (fitted with {schedule!r}): "
-                "warm_start and partial_fit continue the schedule of the fit; restore "
-                "it, or fit anew with warm_start=False."
-            )
+    def _continued_settings(self):
+        """The parameters, as they are now, that a continued fit must find unchanged."""
+        return {name: getattr(self, name)
+                for name in (*self._structural_parameters, *self._setup_parameters)}
 
-    # Subclasses add the parameters of their modules.
+    def _check_structure_unchanged(self):
+        """Refuse to continue training when a parameter it cannot honour changed."""
+        fitted = getattr(self, "_structure", None) or {}
+        changed = [name for name, value in self._continued_settings().items()
+                   if name in fitted and value != fitted[name]]
+        if not changed:
+            return
+        described = ", ".join(f"{name}={getattr(self, name)!r} (fitted with "
+                              f"{fitted[name]!r})" for name in changed)
+        reason = ("these parameters shape the network, which"
+                  if set(changed) & set(self._structural_parameters) else
+                  "these parameters set up the training (held-out rows, batches, "
+                  "dropout, schedule, device, callbacks, logging), which")
+        raise ValueError(
+            f"{described}: {reason} warm_start and partial_fit continue; restore "
+            "them, or fit anew with warm_start=False."
+        )
+
+    # Subclasses add the parameters of their modules and of their losses.
     _structural_parameters = STRUCTURAL_PARAMETERS
+    _setup_parameters = TRAINING_SETUP_PARAMETERS
 
     def _continue_fit(self, X, epochs, partial=False, sample_weight=None):
         """Train the fitted ``net_`` on X for up to ``epochs`` more epochs.
@@ -1162,6 +1175,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._check_structure_unchanged()
         X, dataset, sample_weight = self._fit_data(X, sample_weight, reset=False)
         net = self.net_
+        self._apply_stopping_rule(net)
         n_before = len(net.history)
         interrupted = vars(self).pop("_interrupted_fit", None)
         resume = interrupted is not None and not partial
@@ -1179,6 +1193,19 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self._set_training_results(net, epochs_run=len(net.history) - n_before,
                                    warn=not partial)
         self._after_training(X, sample_weight)
+
+    def _apply_stopping_rule(self, net):
+        """Give the fitted net's callbacks ``tol`` and ``n_iter_no_change`` as they are now.
+
+        A continued fit honours them, for early stopping and for the
+        "adaptive" schedule, as ``MLPRegressor`` does; ``_continue_fit``
+        applies a new rate and weight decay.
+        """
+        callbacks = dict(net.callbacks_)
+        monitor = callbacks["convergence"]
+        monitor.patience, monitor.threshold = self.n_iter_no_change, self.tol
+        if self.learning_rate == "adaptive":
+            callbacks["lr_scheduler"].threshold = self.tol
 
     def _restart_schedule(self, net, epochs, new_rate, anneal):
         """Start the learning-rate schedule anew where continuing it would be wrong.
@@ -1234,8 +1261,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                     net.partial_fit(dataset, epochs=1)
                 else:
                     net.fit(dataset)
-        self._structure = {name: getattr(self, name)
-                           for name in (*self._structural_parameters, "learning_rate")}
+        self._structure = self._continued_settings()
         self._set_training_results(net, warn=not partial)
         self._after_training(X, sample_weight)
 
@@ -1326,20 +1352,27 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
             )
         elif (self.early_stopping_ and self.best_epoch_ == self.n_iter_ - epochs_run
               and epochs_run):
-            start = "its PCA start" if self.init == "pca" else "its initial weights"
+            resumed_at = self.n_iter_ - epochs_run
+            if resumed_at:
+                start, ran = (f"its weights of epoch {resumed_at}, where this fit resumed",
+                              f"the {epochs_run} epochs it ran")
+            else:
+                start = "its PCA start" if self.init == "pca" else "its initial weights"
+                ran = f"its {epochs_run} epochs"
             rejected = stopper.rejected_epochs_
             if rejected:
-                outcome = (f"{rejected} of its {self.n_iter_} epochs lowered the validation "
-                           f"loss but held {self._selection_constraint} above the start's")
+                outcome = (f"{rejected} of {ran} lowered the validation loss but held "
+                           f"{self._selection_constraint} above the start's")
                 advice = f"; {self._constraint_hint}." if self._constraint_hint else "."
             else:
-                outcome = (f"none of its {self.n_iter_} epochs beat it on the validation "
-                           f"rows (by at least tol={self.tol})")
+                outcome = (f"none of {ran} beat the start on the validation rows (by at "
+                           f"least tol={self.tol})")
                 advice = (". A larger model, more epochs or a different learning_rate_init "
                           "may help; on data that PCA already reconstructs almost "
                           "exactly there may be nothing to gain.")
             warnings.warn(
-                f"{type(self).__name__} kept {start} (best_epoch_ = 0): {outcome}{advice}",
+                f"{type(self).__name__} kept {start} (best_epoch_ = {self.best_epoch_}): "
+                f"{outcome}{advice}",
                 UserWarning,
             )
         elif not converged:

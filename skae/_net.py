@@ -1074,6 +1074,10 @@ class ContinuedLRScheduler(LRScheduler):
         scheduler = policy(net.optimizer_, **scheduler_kwargs)
         if state is not None:
             scheduler.load_state_dict(state)
+            # The settings given now win over the state's: a warm start may change tol.
+            for key, value in scheduler_kwargs.items():
+                if key in state:
+                    setattr(scheduler, key, value)
             for group, lr in zip(groups, scheduler.get_last_lr()):
                 group["lr"] = lr
         return scheduler

@@ -161,6 +161,7 @@ class VAETransformer(_BaseAutoencoder):
     _selection_constraint = "valid_mse"
     _structural_parameters = (*_BaseAutoencoder._structural_parameters, "likelihood",
                               "gaussian_scale")
+    _setup_parameters = (*_BaseAutoencoder._setup_parameters, "beta", "kl_warmup")
 
     def __init__(
         self,

@@ -84,8 +84,7 @@ class EstimatorCheckpoint(Callback):
         estimator, start, stop = call
         snapshot = copy.copy(estimator)
         snapshot._set_training_results(net, warn=False)
-        snapshot._structure = {name: getattr(estimator, name)
-                               for name in estimator._structural_parameters}
+        snapshot._structure = estimator._continued_settings()
         vars(snapshot).setdefault("_code_range", None)
         # What ``fit`` with warm_start reads to run the epochs left.
         snapshot._interrupted_fit = (start, stop)

@@ -50,6 +50,22 @@ def test_warm_start_with_early_stopping_continues_from_the_kept_weights(X):
     assert 3 <= model.best_epoch_ <= 6
 
 
+def test_warm_start_that_never_beats_its_resumed_weights_says_so(X):
+    # The start of a continued fit is the weights it resumed from, not PCA's:
+    # the warning names that epoch and counts this fit's epochs only (the
+    # first, then n_iter_no_change more: patience counts from a trained epoch).
+    model = _quiet_fit(AutoencoderTransformer(max_iter=3, early_stopping=True, **SMALL), X)
+    resumed_at = model.n_iter_
+    model.set_params(warm_start=True, tol=10.0, n_iter_no_change=2, max_iter=5)
+    with pytest.warns(UserWarning) as caught:
+        model.fit(X)
+    assert model.best_epoch_ == resumed_at and model.n_iter_ == resumed_at + 3
+    message = next(str(w.message) for w in caught if "kept its" in str(w.message))
+    assert message.startswith(
+        f"AutoencoderTransformer kept its weights of epoch {resumed_at}, where this "
+        f"fit resumed (best_epoch_ = {resumed_at}): none of the 3 epochs it ran")
+
+
 def test_warm_start_after_pickle_is_one_longer_fit(X):
     import pickle
 
@@ -79,6 +95,43 @@ def test_warm_start_refuses_structural_changes(change, X):
         model.set_params(warm_start=True, **change).fit(X)
     with pytest.raises(ValueError, match="shape the network"):
         model.partial_fit(X)
+
+
+@pytest.mark.parametrize("Estimator, change", [
+    (AutoencoderTransformer, dict(batch_size=64)),
+    (AutoencoderTransformer, dict(early_stopping=False)),
+    (AutoencoderTransformer, dict(validation_fraction=0.3)),
+    (AutoencoderTransformer, dict(dropout=0.5)),
+    (AutoencoderTransformer, dict(verbose=1)),
+    (DenoisingAutoencoder, dict(noise_level=0.5)),
+    (DenoisingAutoencoder, dict(preserve_clean=False)),
+    (VAETransformer, dict(beta=2.0)),
+])
+def test_warm_start_refuses_changes_to_the_training_set_up(Estimator, change, X):
+    # A continued fit keeps its held-out rows, batches, dropout and loss: a
+    # change it could not honour is an error, not silently ignored.
+    model = _quiet_fit(Estimator(max_iter=1, **SMALL), X)
+    name, value = next(iter(change.items()))
+    fitted = model.get_params()[name]
+    with pytest.raises(ValueError, match=f"{name}={value!r} \\(fitted with {fitted!r}\\): "
+                                         "these parameters set up the training"):
+        model.set_params(warm_start=True, **change).fit(X)
+    model.set_params(**{name: fitted})
+    _quiet_fit(model, X)
+    assert model.n_iter_ == 2
+
+
+def test_warm_start_honours_a_new_tol_and_patience(X):
+    # With tol=0 every lower loss counts: the rate never falls. A warm start
+    # with a tol no epoch can meet stalls every epoch, so "adaptive" divides
+    # the rate, and training ends n_iter_no_change epochs after its first.
+    model = _quiet_fit(AutoencoderTransformer(
+        max_iter=3, learning_rate="adaptive", tol=0.0, early_stopping=False, **SMALL), X)
+    model.set_params(warm_start=True, tol=10.0, n_iter_no_change=3, max_iter=10)
+    _quiet_fit(model, X)
+    rates = np.array(model.net_.history[:, "event_lr"])
+    assert model.n_iter_ == 3 + 1 + 3
+    np.testing.assert_allclose(rates, 1e-3 * np.array([1, 1, 1, 1, 1, 0.2, 0.2]))
 
 
 def test_warm_start_checks_the_features(X):
@@ -341,5 +394,5 @@ def test_warm_start_refuses_a_new_schedule(X):
     model = _quiet_fit(AutoencoderTransformer(max_iter=1, learning_rate="cyclic", **SMALL), X)
     with pytest.raises(ValueError, match="learning_rate='cosine' \\(fitted with 'cyclic'\\)"):
         model.set_params(warm_start=True, learning_rate="cosine").fit(X)
-    with pytest.raises(ValueError, match="continue the schedule"):
+    with pytest.raises(ValueError, match="set up the training"):
         model.partial_fit(X)
