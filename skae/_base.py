@@ -1086,6 +1086,8 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         ``loss_curve_``, ``n_iter_`` and the history grow by one epoch. No
         rows are held out (``early_stopping`` is not used) and no
         ``ConvergenceWarning`` is raised, as in ``MLPRegressor.partial_fit``.
+        The parameters that a warm start cannot change (see ``warm_start``)
+        cannot change between calls either.
 
         Parameters
         ----------
