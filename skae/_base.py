@@ -378,6 +378,16 @@ def _weighted_rows(X, sample_weight):
     return np.concatenate([mean + deviations, mean - deviations])
 
 
+def _same_setting(value, fitted):
+    """Whether a parameter's value equals the one a fit was made with.
+
+    Arrays (a ``categorical_features`` mask) compare element by element.
+    """
+    if isinstance(value, np.ndarray) or isinstance(fitted, np.ndarray):
+        return np.array_equal(value, fitted)
+    return value == fitted
+
+
 def auto_hidden_layer_sizes(n_features, n_components):
     """Widths of the encoder's two hidden layers for ``hidden_layer_sizes="auto"``.
 
@@ -1148,7 +1158,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         """Refuse to continue training when a parameter it cannot honour changed."""
         fitted = getattr(self, "_structure", None) or {}
         changed = [name for name, value in self._continued_settings().items()
-                   if name in fitted and value != fitted[name]]
+                   if name in fitted and not _same_setting(value, fitted[name])]
         if not changed:
             return
         described = ", ".join(f"{name}={getattr(self, name)!r} (fitted with "

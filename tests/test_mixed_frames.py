@@ -139,6 +139,18 @@ def test_categorical_features_by_name_index_and_mask(frame):
         assert set(out["count"]) <= set(numeric["count"])
 
 
+def test_warm_start_with_a_categorical_mask(frame):
+    # A mask compares element by element: unchanged, the fit continues;
+    # another mask is a change the warm start refuses.
+    numeric = frame[["size", "count"]].fillna(0.0)
+    model = _fit(AutoencoderTransformer(**SMALL, categorical_features=np.array([False, True])),
+                 numeric)
+    _fit(model.set_params(warm_start=True), numeric)
+    assert model.n_iter_ == 2 * SMALL["max_iter"]
+    with pytest.raises(ValueError, match="categorical_features=.*set up the training"):
+        model.set_params(categorical_features=np.array([True, True])).fit(numeric)
+
+
 def test_in_a_pipeline_and_a_search(frame):
     y = (frame["kind"] == "x").to_numpy()
     pipe = Pipeline([("ae", AutoencoderTransformer(**SMALL)), ("lr", LogisticRegression())])
