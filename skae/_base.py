@@ -1150,18 +1150,26 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         return weights
 
     def _continued_settings(self):
-        """The parameters, as they are now, that a continued fit must find unchanged."""
-        return {name: getattr(self, name)
-                for name in (*self._structural_parameters, *self._setup_parameters)}
+        """The parameters, as they are now, that a continued fit must find unchanged.
 
-    def _check_structure_unchanged(self):
+        Callbacks count by their names (a pair's name, else the class's), so
+        that the settings stay plain values that :func:`skae.save` can write.
+        """
+        settings = {name: getattr(self, name)
+                    for name in (*self._structural_parameters, *self._setup_parameters)}
+        settings["callbacks"] = [entry[0] if isinstance(entry, tuple) else type(entry).__name__
+                                 for entry in self.callbacks or ()]
+        return settings
+
+    def _check_settings_unchanged(self):
         """Refuse to continue training when a parameter it cannot honour changed."""
         fitted = getattr(self, "_structure", None) or {}
-        changed = [name for name, value in self._continued_settings().items()
+        current = self._continued_settings()
+        changed = [name for name, value in current.items()
                    if name in fitted and not _same_setting(value, fitted[name])]
         if not changed:
             return
-        described = ", ".join(f"{name}={getattr(self, name)!r} (fitted with "
+        described = ", ".join(f"{name}={current[name]!r} (fitted with "
                               f"{fitted[name]!r})" for name in changed)
         reason = ("these parameters shape the network, which"
                   if set(changed) & set(self._structural_parameters) else
@@ -1184,7 +1192,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         had left.
         """
         check_single_process(self.distributed, "partial_fit" if partial else "A warm start")
-        self._check_structure_unchanged()
+        self._check_settings_unchanged()
         X, dataset, sample_weight = self._fit_data(X, sample_weight, reset=False)
         net = self.net_
         self._apply_stopping_rule(net)
@@ -1349,6 +1357,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         self.best_epoch_ = int(stopper.best_epoch_) if self.early_stopping_ else self.n_iter_
         converged = stopper.misses_ >= stopper.patience
         epochs_run = self.n_iter_ if epochs_run is None else epochs_run
+        resumed_at = self.n_iter_ - epochs_run  # the epoch this call started from
         interrupted = callbacks["last_epoch_weights"].interrupted_ or (
             epochs_run < self.max_iter and not converged
         )
@@ -1362,9 +1371,7 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
                 f"finished epochs; keeping {kept}.",
                 UserWarning,
             )
-        elif (self.early_stopping_ and self.best_epoch_ == self.n_iter_ - epochs_run
-              and epochs_run):
-            resumed_at = self.n_iter_ - epochs_run
+        elif self.early_stopping_ and self.best_epoch_ == resumed_at and epochs_run:
             if resumed_at:
                 start, ran = (f"its weights of epoch {resumed_at}, where this fit resumed",
                               f"the {epochs_run} epochs it ran")
@@ -1723,6 +1730,10 @@ image array of shape (n_samples, H, W) or (n_samples, C, H, W)
         net.history = History(state["history"])
         net.module_.eval()
         estimator.net_ = net
+        if "_structure" in vars(estimator):
+            # A file holds no callbacks, so the loaded net runs none: a warm
+            # start continues it with those it has now.
+            estimator._structure["callbacks"] = estimator._continued_settings()["callbacks"]
         return estimator
 
     def __sklearn_tags__(self):

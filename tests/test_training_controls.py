@@ -121,6 +121,24 @@ def test_warm_start_refuses_changes_to_the_training_set_up(Estimator, change, X)
     assert model.n_iter_ == 2
 
 
+def test_warm_start_refuses_new_callbacks_and_save_keeps_their_names(X, tmp_path):
+    # Callbacks count by name: a file can hold them, and loading it runs no code.
+    pytest.importorskip("safetensors")
+    from skorch.callbacks import EpochTimer
+
+    import skae
+
+    model = _quiet_fit(AutoencoderTransformer(max_iter=1, callbacks=[("timer", EpochTimer())],
+                                              **SMALL), X)
+    model.set_params(warm_start=True, callbacks=None)
+    with pytest.raises(ValueError, match=r"callbacks=\[\] \(fitted with \['timer'\]\)"):
+        model.fit(X)
+    model.save(tmp_path / "model.safetensors")
+    loaded = skae.load(tmp_path / "model.safetensors")
+    _quiet_fit(loaded.set_params(warm_start=True), X)
+    assert loaded.n_iter_ == 2
+
+
 def test_warm_start_honours_a_new_tol_and_patience(X):
     # With tol=0 every lower loss counts: the rate never falls. A warm start
     # with a tol no epoch can meet stalls every epoch, so "adaptive" divides
